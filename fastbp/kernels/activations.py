@@ -1,0 +1,153 @@
+"""Numba kernels of :mod:`fastbp.reference.activations` (see there for the maths).
+
+Elementwise loops over (n, d) arrays; every output may alias its first input
+(each element is read before it is written). Scalar constants are made in the
+array's dtype so float32 arithmetic stays float32, as in NumPy.
+"""
+import numpy as np
+
+from .._config import RELU, SIGMOID, TANH, njit  # else: IDENTITY
+
+
+@njit
+def _sigmoid(v, one):
+    # exp of a non-positive argument only: no overflow for any finite v
+    if v >= 0:
+        return one / (one + np.exp(-v))
+    e = np.exp(v)
+    return e / (one + e)
+
+
+@njit
+def _relu(v, zero):
+    # max(v, 0) as np.maximum computes it: NaN and -0.0 pass through
+    return zero if v < zero else v
+
+
+@njit
+def sigmoid_forward(x, out):
+    """Numba kernel of :func:`fastbp.reference.activations.sigmoid_forward`."""
+    # x (n, d), out (n, d)
+    one = out.dtype.type(1)
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[r, c] = _sigmoid(x[r, c], one)
+
+
+@njit
+def sigmoid_backward(dout, y, dx):
+    """Numba kernel of :func:`fastbp.reference.activations.sigmoid_backward`."""
+    # dout (n, d), y (n, d), dx (n, d)
+    one = dx.dtype.type(1)
+    for r in range(dout.shape[0]):
+        for c in range(dout.shape[1]):
+            yv = y[r, c]
+            dx[r, c] = (dout[r, c] * yv) * (one - yv)
+
+
+@njit
+def relu_forward(x, out):
+    """Numba kernel of :func:`fastbp.reference.activations.relu_forward`."""
+    # x (n, d), out (n, d)
+    zero = out.dtype.type(0)
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[r, c] = _relu(x[r, c], zero)
+
+
+@njit
+def relu_backward(dout, y, dx):
+    """Numba kernel of :func:`fastbp.reference.activations.relu_backward`."""
+    # dout (n, d), y (n, d), dx (n, d)
+    zero = dx.dtype.type(0)
+    for r in range(dout.shape[0]):
+        for c in range(dout.shape[1]):
+            dx[r, c] = dout[r, c] if y[r, c] > zero else zero
+
+
+@njit
+def tanh_forward(x, out):
+    """Numba kernel of :func:`fastbp.reference.activations.tanh_forward`."""
+    # x (n, d), out (n, d)
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[r, c] = np.tanh(x[r, c])
+
+
+@njit
+def tanh_backward(dout, y, dx):
+    """Numba kernel of :func:`fastbp.reference.activations.tanh_backward`."""
+    # dout (n, d), y (n, d), dx (n, d)
+    one = dx.dtype.type(1)
+    for r in range(dout.shape[0]):
+        for c in range(dout.shape[1]):
+            yv = y[r, c]
+            dx[r, c] = dout[r, c] * (one - yv * yv)
+
+
+@njit
+def identity_forward(x, out):
+    """Numba kernel of :func:`fastbp.reference.activations.identity_forward`."""
+    # x (n, d), out (n, d)
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[r, c] = x[r, c]
+
+
+@njit
+def identity_backward(dout, y, dx):
+    """Numba kernel of :func:`fastbp.reference.activations.identity_backward`."""
+    # dout (n, d), y (n, d) unused, dx (n, d)
+    for r in range(dout.shape[0]):
+        for c in range(dout.shape[1]):
+            dx[r, c] = dout[r, c]
+
+
+@njit
+def act_forward(x, act, out):
+    """Numba kernel of :func:`fastbp.reference.activations.act_forward`."""
+    # x (n, d), out (n, d)
+    if act == SIGMOID:
+        sigmoid_forward(x, out)
+    elif act == RELU:
+        relu_forward(x, out)
+    elif act == TANH:
+        tanh_forward(x, out)
+    else:  # IDENTITY
+        identity_forward(x, out)
+
+
+@njit
+def act_backward(dout, y, act, dx):
+    """Numba kernel of :func:`fastbp.reference.activations.act_backward`."""
+    # dout (n, d), y (n, d), dx (n, d)
+    if act == SIGMOID:
+        sigmoid_backward(dout, y, dx)
+    elif act == RELU:
+        relu_backward(dout, y, dx)
+    elif act == TANH:
+        tanh_backward(dout, y, dx)
+    else:  # IDENTITY
+        identity_backward(dout, y, dx)
+
+
+@njit
+def bias_act_forward(z, b, act, out):
+    """Numba kernel of :func:`fastbp.reference.activations.bias_act_forward`."""
+    # z (n, d), b (d,) or (0,), out (n, d); one pass: add bias, apply act, store
+    n, d = z.shape
+    has_b = b.size != 0
+    one = out.dtype.type(1)
+    zero = out.dtype.type(0)
+    for r in range(n):
+        for c in range(d):
+            v = z[r, c]
+            if has_b:
+                v = v + b[c]
+            if act == SIGMOID:
+                v = _sigmoid(v, one)
+            elif act == RELU:
+                v = _relu(v, zero)
+            elif act == TANH:
+                v = np.tanh(v)
+            out[r, c] = v

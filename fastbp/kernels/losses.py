@@ -1,0 +1,82 @@
+"""Numba kernels of :mod:`fastbp.reference.losses` (see there for the maths).
+
+Elementwise terms in the arrays' dtype; the scalar loss accumulates in float64.
+"""
+import numpy as np
+
+from .._config import njit
+
+
+@njit
+def mse_loss(pred, target, sum_reduction, half, dpred):
+    """Numba kernel of :func:`fastbp.reference.losses.mse_loss`."""
+    # pred (n, k), target (n, k), dpred (n, k)
+    n, k = pred.shape
+    f = 0.5 if half else 1.0
+    D = 1 if sum_reduction else n * k
+    coef = dpred.dtype.type(2.0 * f / D)
+    acc = 0.0  # float64
+    for r in range(n):
+        for c in range(k):
+            d = pred[r, c] - target[r, c]
+            dpred[r, c] = coef * d
+            acc += d * d
+    return f * acc / D
+
+
+@njit
+def softmax_cross_entropy(logits, labels, probs, dlogits):
+    """Numba kernel of :func:`fastbp.reference.losses.softmax_cross_entropy`."""
+    # logits (n, k), labels (n,) int64, probs (n, k), dlogits (n, k)
+    n, k = logits.shape
+    t = logits.dtype.type
+    nf = t(n)
+    one = t(1)
+    acc = 0.0  # float64
+    for r in range(n):
+        m = logits[r, 0]
+        for c in range(1, k):
+            if logits[r, c] > m:
+                m = logits[r, c]
+        s = t(0)
+        for c in range(k):
+            e = np.exp(logits[r, c] - m)  # in (0, 1]
+            probs[r, c] = e
+            s += e
+        for c in range(k):
+            probs[r, c] = probs[r, c] / s
+        lab = labels[r]
+        acc += (m + np.log(s)) - logits[r, lab]
+        for c in range(k):
+            g = probs[r, c]
+            if c == lab:
+                g = g - one
+            dlogits[r, c] = g / nf
+    return acc / n
+
+
+@njit
+def bce_with_logits(z, target, dz):
+    """Numba kernel of :func:`fastbp.reference.losses.bce_with_logits`."""
+    # z (n, k), target (n, k), dz (n, k)
+    n, k = z.shape
+    t = z.dtype.type
+    N = n * k
+    Nf = t(N)
+    one = t(1)
+    zero = t(0)
+    acc = 0.0  # float64
+    for r in range(n):
+        for c in range(k):
+            v = z[r, c]
+            tv = target[r, c]
+            e = np.exp(-abs(v))  # in (0, 1]
+            if v >= zero:
+                sig = one / (one + e)
+                pos = v
+            else:
+                sig = e / (one + e)
+                pos = zero
+            acc += (pos - v * tv) + np.log1p(e)
+            dz[r, c] = (sig - tv) / Nf
+    return acc / N

@@ -1,0 +1,10 @@
+"""NumPy reference ops: the readable truth that :mod:`fastbp.kernels` must match."""
+from .activations import (act_backward, act_forward, bias_act_forward, identity_backward,
+                          identity_forward, relu_backward, relu_forward, sigmoid_backward,
+                          sigmoid_forward, tanh_backward, tanh_forward)
+from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
+from .dense import dense_backward, dense_forward
+from .dropout import dropout_backward, dropout_forward, dropout_mask
+from .losses import bce_with_logits, mse_loss, softmax_cross_entropy
+from .optim import adam_update, sgd_update
+from .rng import hash_uniform, splitmix64
