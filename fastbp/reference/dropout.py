@@ -15,7 +15,7 @@ def dropout_mask(key, counter, p, mask):
     Parameters
     ----------
     key : int in [0, 2**63)
-    counter : int >= 0
+    counter : int in [0, 2**63)
         Usually the training step; each step gets a fresh mask.
     p : float in [0, 1)
         Probability of dropping a unit.

@@ -45,7 +45,7 @@ def splitmix64(z):
 def stream_bits(key, counter, size):
     """The first ``size`` 64-bit words of stream (key, counter).
 
-    key : int in [0, 2**63); counter : int >= 0; size : int.
+    key, counter : ints in [0, 2**63); size : int.
     Returns a (size,) uint64 array ``bits[j] = mix(mix(key ^ mix(counter)) + j)``.
     """
     k = np.array([key], dtype=np.uint64)  # (1,)
@@ -69,7 +69,9 @@ def hash_uniform(key, counter, out):
     Parameters
     ----------
     key : int in [0, 2**63)
-    counter : int >= 0
+    counter : int in [0, 2**63)
+        (the Numba kernels take key and counter as int64; NumPy accepts any
+        value below 2**64 and computes the same bits)
     out : float32 or float64 array of any shape (C-contiguous), written
         Element j in flat C order gets ``u[j]`` made from ``bits[j]`` (see
         :func:`stream_bits`): for float64 ``(bits[j] >> 11) * 2**-53`` (53 bits);
