@@ -389,10 +389,10 @@ def _kernel_calls(dtype, rng):
     return calls
 
 
-@dtypes
-def test_kernels_allocate_nothing(dtype, rng):
-    """Numba's runtime counts every allocation; a kernel call must add none
-    beyond what passing its arguments costs (measured on a no-op kernel)."""
+def extra_allocations():
+    """A function ``(fn, args) -> count`` of the allocations a call of the Numba
+    function ``fn`` makes beyond what passing its arguments costs (measured on a
+    no-op kernel with the same arguments), from Numba's runtime statistics."""
     numba = pytest.importorskip("numba")
     try:
         from numba.core.runtime import _nrt_python, rtsys
@@ -410,5 +410,64 @@ def test_kernels_allocate_nothing(dtype, rng):
         fn(*args)
         return rtsys.get_allocation_stats().alloc - before
 
+    return lambda fn, args: allocs(fn, args) - allocs(noop, args)
+
+
+@dtypes
+def test_kernels_allocate_nothing(dtype, rng):
+    extra = extra_allocations()
     for name, args in _kernel_calls(dtype, rng):
-        assert allocs(getattr(K, name), args) == allocs(noop, args), name
+        assert extra(getattr(K, name), args) == 0, name
+
+
+# --------------------------------------------------------------------------- views in kernels
+def _view_driver():
+    numba = pytest.importorskip("numba")
+
+    @numba.njit
+    def run(x, W, b, out, dx, dW, db, bits, mask):
+        # [:, :] makes Numba type the views as non-contiguous ('A' layout)
+        K.dense_forward(x[:, :], W[:, :], b, out[:, :])
+        K.dense_forward(x[:, :], W[:, :], b, out)  # same values, contiguous out
+        K.dense_backward(out[:, :], x[:, :], W[:, :], dx[:, :], dW[:, :], db)
+        K.hash_uniform(3, 4, bits[:, 1:])
+        K.dropout_mask(3, 4, 0.5, mask[:, :])
+
+    return run
+
+
+@dtypes
+@pytest.mark.parametrize("shape", [(3, 4, 5), (40, 30, 20)], ids=["loops", "blas"])
+def test_kernels_on_views_inside_njit(dtype, shape, rng):
+    """Kernels called from other kernels on views Numba cannot prove contiguous
+    compile, allocate nothing, and give the reference's results."""
+    extra = extra_allocations()
+    run = _view_driver()
+    n, i, o = shape
+    x, W, b = normal(rng, (n, i), dtype), normal(rng, (i, o), dtype), normal(rng, (o,), dtype)
+
+    def fresh():
+        return (np.empty((n, o), dtype), np.empty((n, i), dtype), np.empty((i, o), dtype),
+                np.empty(o, dtype), np.zeros((n, 4), dtype), np.empty((n, o), dtype))
+
+    bufs = fresh()
+    assert extra(run, (x, W, b, *bufs)) == 0
+    out, dx, dW, db, bits, mask = bufs
+    ref_out = np.empty((n, o), dtype)
+    R.dense_forward(x, W, b, ref_out)
+    rtol = rtol_for(dtype)
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    assert_close(out, ref_out, rtol, np.abs(x64) @ np.abs(W64) + np.abs(b), "out")
+    rdx, rdW, rdb = np.empty((n, i), dtype), np.empty((i, o), dtype), np.empty(o, dtype)
+    R.dense_backward(out, x, W, rdx, rdW, rdb)
+    o64 = np.abs(out.astype(np.float64))
+    assert_close(dx, rdx, rtol, o64 @ np.abs(W64.T), "dx")
+    assert_close(dW, rdW, rtol, np.abs(x64.T) @ o64, "dW")
+    assert_close(db, rdb, rtol, o64.sum(0), "db")
+    ref_bits = np.empty((n, 3), dtype)
+    R.hash_uniform(3, 4, ref_bits)
+    np.testing.assert_array_equal(bits[:, 1:], ref_bits)
+    assert np.all(bits[:, 0] == 0)
+    ref_mask = np.empty((n, o), dtype)
+    R.dropout_mask(3, 4, 0.5, ref_mask)
+    np.testing.assert_array_equal(mask, ref_mask)

@@ -44,13 +44,13 @@ def uniform53_at(base, j):
 @njit
 def hash_uniform(key, counter, out):
     """Numba kernel of :func:`fastbp.reference.rng.hash_uniform`."""
-    # out: any shape, C-contiguous; filled in flat C order
-    flat = out.reshape(out.size)  # (size,) view
+    # out: any shape; filled in flat C order
+    flat = out.flat  # (size,) iterator view, indexable for any layout
     base = stream_base(key, counter)
     if out.itemsize == 4:  # float32: top 24 bits, so the value stays below 1
-        for j in range(flat.size):
+        for j in range(out.size):
             h = splitmix64(base + np.uint64(j))
             flat[j] = np.float64(h >> _S40) * TWO_M24
     else:
-        for j in range(flat.size):
+        for j in range(out.size):
             flat[j] = uniform53_at(base, j)
