@@ -8,3 +8,6 @@ from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .losses import bce_with_logits, mse_loss, softmax_cross_entropy
 from .optim import adam_update, sgd_update
 from .rng import hash_uniform, splitmix64
+from .network import (backward, count_correct, evaluate, forward, layer_output, loss_and_grad,
+                      predict, train_epochs)
+from .online import train_epochs_online

@@ -1,0 +1,18 @@
+"""fastbp: fast backpropagation for fully-connected networks on the CPU.
+
+Every op runs as a Numba kernel (``backend="numba"``, the default) and as a
+plain-NumPy reference (``backend="numpy"``) that gives the same numbers.
+"""
+from . import datasets
+from .io import load
+from .layers import BatchNorm, Dense, Dropout, Identity, ReLU, Sigmoid, Tanh
+from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
+from .model import MLP, History, Sequential, TrainingDivergedError
+from .optim import SGD, Adam, ExponentialLR, StepLR
+
+__version__ = "0.1.0"
+
+__all__ = ["Sequential", "MLP", "History", "TrainingDivergedError", "Dense", "Sigmoid", "ReLU",
+           "Tanh", "Identity", "BatchNorm", "Dropout", "MSE", "SoftmaxCrossEntropy",
+           "BinaryCrossEntropy", "SGD", "Adam", "StepLR", "ExponentialLR", "load", "datasets",
+           "__version__"]

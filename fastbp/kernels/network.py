@@ -1,0 +1,269 @@
+"""Numba kernels of :mod:`fastbp.reference.network`: the layer loop and whole epochs.
+
+Same functions, same signatures, same steps in the same order; see the
+reference for the maths and the buffer layouts. A whole training run of
+``lrs.shape[0]`` epochs is one call of :func:`train_epochs`, so Python's
+per-call overhead is paid once per call, not once per sample or batch.
+"""
+import math
+
+import numpy as np
+
+from .._config import njit
+from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE, DROPOUT,
+                    F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
+                    O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SOFTMAX_CE, STATE)
+from .activations import act_backward, act_forward, bias_act_forward
+from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
+from .dense import dense_backward, dense_forward
+from .dropout import dropout_backward, dropout_forward, dropout_mask
+from .losses import bce_with_logits, mse_loss, softmax_cross_entropy
+from .optim import adam_update, sgd_update
+
+OK, REACHED_ACCURACY, NON_FINITE, INTERRUPTED = 0, 1, 2, 3
+
+
+@njit
+def _view(buf, off, rows, cols):
+    return buf[off:off + rows * cols].reshape((rows, cols))
+
+
+@njit
+def _vec(buf, off, n):
+    if off < 0:
+        return buf[:0]
+    return buf[off:off + n]
+
+
+@njit
+def layer_output(plan, ws, b):
+    """Numba kernel of :func:`fastbp.reference.network.layer_output`."""
+    r = plan.shape[0] - 1
+    return _view(ws, plan[r, OUT], b, plan[r, N_OUT])
+
+
+@njit
+def forward(plan, pf, params, state, x, ws, training, counter):
+    """Numba kernel of :func:`fastbp.reference.network.forward`."""
+    b = x.shape[0]
+    for r in range(plan.shape[0]):
+        kind = plan[r, KIND]
+        n_in = plan[r, N_IN]
+        n_out = plan[r, N_OUT]
+        if r == 0:
+            inp = x
+        else:
+            inp = _view(ws, plan[r - 1, OUT], b, n_in)
+        out = _view(ws, plan[r, OUT], b, n_out)
+        if kind == DENSE:
+            W = _view(params, plan[r, P_A], n_in, n_out)
+            bias = _vec(params, plan[r, P_B], n_out)
+            dense_forward(inp, W, bias[:0], out)
+            bias_act_forward(out, bias, plan[r, ACTV], out)
+        elif kind == ACT:
+            act_forward(inp, plan[r, ACTV], out)
+        elif kind == BATCHNORM:
+            gamma = params[plan[r, P_A]:plan[r, P_A] + n_out]
+            beta = params[plan[r, P_B]:plan[r, P_B] + n_out]
+            s = plan[r, STATE]
+            mean = state[s:s + n_out]
+            var = state[s + n_out:s + 2 * n_out]
+            if training:
+                a = plan[r, AUX]
+                xhat = _view(ws, a, b, n_out)
+                inv_std = ws[a + b * n_out:a + b * n_out + n_out]
+                batchnorm_forward_train(inp, gamma, beta, mean, var, pf[r, F_A], pf[r, F_B],
+                                        xhat, inv_std, out)
+            else:
+                batchnorm_forward_eval(inp, gamma, beta, mean, var, pf[r, F_B], out)
+        else:
+            if training and pf[r, F_A] > 0.0:
+                mask = _view(ws, plan[r, AUX], b, n_out)
+                dropout_mask(plan[r, KEY], counter, pf[r, F_A], mask)
+                dropout_forward(inp, mask, out)
+            else:
+                out[:, :] = inp
+
+
+@njit
+def backward(plan, pf, params, x, ws, ga, gb, grads):
+    """Numba kernel of :func:`fastbp.reference.network.backward`."""
+    b = x.shape[0]
+    cur = ga
+    nxt = gb
+    for r in range(plan.shape[0] - 1, -1, -1):
+        kind = plan[r, KIND]
+        n_in = plan[r, N_IN]
+        n_out = plan[r, N_OUT]
+        dout = _view(cur, 0, b, n_out)
+        y = _view(ws, plan[r, OUT], b, n_out)
+        if r > 0:
+            inp = _view(ws, plan[r - 1, OUT], b, n_in)
+            dx = _view(nxt, 0, b, n_in)
+        else:
+            inp = x
+            dx = _view(nxt, 0, 0, n_in)
+        if kind == DENSE:
+            act_backward(dout, y, plan[r, ACTV], dout)
+            W = _view(params, plan[r, P_A], n_in, n_out)
+            dW = _view(grads, plan[r, P_A], n_in, n_out)
+            db = _vec(grads, plan[r, P_B], n_out)
+            dense_backward(dout, inp, W, dx, dW, db)
+            cur, nxt = nxt, cur
+        elif kind == ACT:
+            act_backward(dout, y, plan[r, ACTV], dout)
+        elif kind == BATCHNORM:
+            a = plan[r, AUX]
+            xhat = _view(ws, a, b, n_out)
+            inv_std = ws[a + b * n_out:a + b * n_out + n_out]
+            pa = plan[r, P_A]
+            pb = plan[r, P_B]
+            batchnorm_backward(dout, xhat, inv_std, params[pa:pa + n_out], dx,
+                               grads[pa:pa + n_out], grads[pb:pb + n_out])
+            cur, nxt = nxt, cur
+        elif pf[r, F_A] > 0.0:
+            dropout_backward(dout, _view(ws, plan[r, AUX], b, n_out), dout)
+
+
+@njit
+def loss_and_grad(loss_code, lf, out, yf, yi, probs, dout):
+    """Numba kernel of :func:`fastbp.reference.network.loss_and_grad`."""
+    if loss_code == MSE:
+        return mse_loss(out, yf, lf[L_SUM] != 0.0, lf[L_HALF] != 0.0, dout)
+    if loss_code == BCE:
+        return bce_with_logits(out, yf, dout)
+    return softmax_cross_entropy(out, yi, probs, dout)
+
+
+@njit
+def count_correct(loss_code, out, yf, yi, threshold):
+    """Numba kernel of :func:`fastbp.reference.network.count_correct`."""
+    b, k = out.shape
+    right = 0
+    for i in range(b):
+        if k == 1:
+            if (out[i, 0] > threshold) == (yf[i, 0] > 0.5):
+                right += 1
+            continue
+        best = 0
+        for j in range(1, k):
+            if out[i, j] > out[i, best]:
+                best = j
+        if loss_code == SOFTMAX_CE:
+            label = yi[i]
+        else:
+            label = 0
+            for j in range(1, k):
+                if yf[i, j] > yf[i, label]:
+                    label = j
+        if best == label:
+            right += 1
+    return right
+
+
+@njit
+def _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lr):
+    counters[C_OPT] += 1
+    if opt_code == ADAM:
+        adam_update(params, grads, opt_a, opt_b, counters[C_OPT], lr,
+                    of[O_BETA1], of[O_BETA2], of[O_EPS], of[O_WD])
+    else:
+        sgd_update(params, grads, opt_a, lr, of[O_MOMENTUM], of[O_WD], of[O_NESTEROV] != 0.0)
+
+
+@njit
+def _gather(X, Yf, Yi, perm, start, b, xb, yfb, yib):
+    d = X.shape[1]
+    for i in range(b):
+        src = perm[start + i]
+        for j in range(d):
+            xb[i, j] = X[src, j]
+        if Yf.shape[0] > 0:
+            for j in range(Yf.shape[1]):
+                yfb[i, j] = Yf[src, j]
+        if Yi.shape[0] > 0:
+            yib[i] = Yi[src]
+
+
+@njit
+def evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold, batch, ws, ga, probs):
+    """Numba kernel of :func:`fastbp.reference.network.evaluate`."""
+    n = X.shape[0]
+    sum_red = loss_code == MSE and lf[L_SUM] != 0.0
+    total = 0.0
+    correct = 0
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        b = stop - start
+        forward(plan, pf, params, state, X[start:stop], ws, False, 0)
+        out = layer_output(plan, ws, b)
+        k = out.shape[1]
+        yf = Yf[start:stop] if Yf.shape[0] > 0 else Yf
+        yi = Yi[start:stop] if Yi.shape[0] > 0 else Yi
+        loss = loss_and_grad(loss_code, lf, out, yf, yi, _view(probs, 0, b, k), _view(ga, 0, b, k))
+        total += loss if sum_red else loss * b
+        correct += count_correct(loss_code, out, yf, yi, threshold)
+    if not sum_red:
+        total /= n
+    return total, correct
+
+
+@njit
+def predict(plan, pf, params, state, X, out_sigmoid, ws, batch, out):
+    """Numba kernel of :func:`fastbp.reference.network.predict`."""
+    n = X.shape[0]
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        forward(plan, pf, params, state, X[start:stop], ws, False, 0)
+        res = layer_output(plan, ws, stop - start)
+        if out_sigmoid:
+            act_forward(res, 1, out[start:stop])
+        else:
+            out[start:stop, :] = res
+
+
+@njit
+def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a, opt_b,
+                 counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga, gb, xb, yfb,
+                 yib, probs, stop_flag, losses, corrects):
+    """Numba kernel of :func:`fastbp.reference.network.train_epochs`."""
+    n = X.shape[0]
+    B = xb.shape[0]
+    sum_red = loss_code == MSE and lf[L_SUM] != 0.0
+    for e in range(lrs.shape[0]):
+        perm = order[e % order.shape[0]]
+        total = 0.0
+        correct = 0
+        for start in range(0, n, B):
+            stop = min(start + B, n)
+            b = stop - start
+            _gather(X, Yf, Yi, perm, start, b, xb, yfb, yib)
+            x = xb[:b]
+            forward(plan, pf, params, state, x, ws, True, counters[C_DROPOUT])
+            out = layer_output(plan, ws, b)
+            k = out.shape[1]
+            yf = yfb[:b] if yfb.shape[0] > 0 else yfb
+            yi = yib[:b] if yib.shape[0] > 0 else yib
+            loss = loss_and_grad(loss_code, lf, out, yf, yi, _view(probs, 0, b, k),
+                                 _view(ga, 0, b, k))
+            if not math.isfinite(loss):
+                losses[e] = loss
+                corrects[e] = correct
+                return e, NON_FINITE
+            total += loss if sum_red else loss * b
+            correct += count_correct(loss_code, out, yf, yi, threshold)
+            backward(plan, pf, params, x, ws, ga, gb, grads)
+            _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
+            counters[C_DROPOUT] += 1
+            if stop_flag[0] != 0:
+                losses[e] = total if sum_red else total / stop
+                corrects[e] = correct
+                return e, INTERRUPTED
+        losses[e] = total if sum_red else total / n
+        corrects[e] = correct
+        if stop_correct > 0:
+            right = evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold,
+                             B, ws, ga, probs)[1]
+            if right >= stop_correct:
+                return e + 1, REACHED_ACCURACY
+    return lrs.shape[0], OK

@@ -1,0 +1,289 @@
+"""Numba kernel of :mod:`fastbp.reference.online`: per-sample SGD, whole epochs per call.
+
+Same signature and the same steps as :func:`fastbp.kernels.network.train_epochs`
+with a batch of one, written for speed at that size. With one sample the
+arithmetic is tens of nanoseconds, so what costs is the bookkeeping: a Numba
+call or a view that takes arrays costs reference-count updates (~5-20 ns
+each). This kernel therefore makes no array view and calls no array-taking
+function inside the sample loop; it reads the flat parameter buffer and the
+flat workspace by index, with the plan's offsets. Only scalar helpers (which
+LLVM inlines) are called.
+
+Rows supported: Dense (+ fused activation), activation, Dropout; BatchNorm
+needs a batch of at least two and never reaches here. Losses: MSE, softmax
+cross-entropy, BCE on logits; optimizers: SGD (momentum, Nesterov, weight
+decay) and Adam, element by element as :mod:`fastbp.reference.optim` writes
+them.
+"""
+import math
+
+import numpy as np
+
+from .._config import RELU, SIGMOID, TANH, njit
+from ..plan import (ACT, ACTV, ADAM, AUX, BCE, C_DROPOUT, C_OPT, DENSE, F_A, KEY, KIND, L_HALF,
+                    L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2, O_EPS, O_MOMENTUM, O_NESTEROV,
+                    O_WD, OUT, P_A, P_B, SOFTMAX_CE)
+from .network import NON_FINITE, INTERRUPTED, OK, REACHED_ACCURACY
+from .rng import stream_base, uniform53_at
+
+
+@njit
+def _act(v, act):
+    # one element of bias_act_forward's activation (sigmoid split by sign: no overflow)
+    if act == SIGMOID:
+        if v >= 0:
+            return 1.0 / (1.0 + np.exp(-v))
+        e = np.exp(v)
+        return e / (1.0 + e)
+    if act == RELU:
+        return 0.0 if v < 0 else v
+    if act == TANH:
+        return np.tanh(v)
+    return v
+
+
+@njit
+def _dact(y, act):
+    # d act / d z from the output y
+    if act == SIGMOID:
+        return y * (1.0 - y)
+    if act == RELU:
+        return 1.0 if y > 0 else 0.0
+    if act == TANH:
+        return 1.0 - y * y
+    return 1.0
+
+
+@njit(inline="always")
+def _forward_one(plan, pf, params, X, i, ws, training, counter):
+    """Forward pass of sample ``X[i]``; row r's output at ``ws[plan[r, OUT]:]``."""
+    for r in range(plan.shape[0]):
+        kind = plan[r, KIND]
+        n_in = plan[r, N_IN]
+        n_out = plan[r, N_OUT]
+        o = plan[r, OUT]
+        src = plan[r - 1, OUT] if r > 0 else 0
+        if kind == DENSE:
+            pa = plan[r, P_A]
+            pb = plan[r, P_B]
+            act = plan[r, ACTV]
+            for c in range(n_out):
+                acc = ws.dtype.type(0)
+                for j in range(n_in):
+                    xv = X[i, j] if r == 0 else ws[src + j]
+                    acc += xv * params[pa + j * n_out + c]
+                if pb >= 0:
+                    acc = acc + params[pb + c]
+                ws[o + c] = _act(acc, act)
+        elif kind == ACT:
+            act = plan[r, ACTV]
+            for c in range(n_out):
+                ws[o + c] = _act(X[i, c] if r == 0 else ws[src + c], act)
+        else:  # DROPOUT
+            p = pf[r, F_A]
+            if training and p > 0.0:
+                base = stream_base(plan[r, KEY], counter)
+                scale = ws.dtype.type(1.0 / (1.0 - p))
+                a = plan[r, AUX]
+                for c in range(n_out):
+                    m = scale if uniform53_at(base, c) >= p else ws.dtype.type(0)
+                    ws[a + c] = m
+                    ws[o + c] = (X[i, c] if r == 0 else ws[src + c]) * m
+            else:
+                for c in range(n_out):
+                    ws[o + c] = X[i, c] if r == 0 else ws[src + c]
+
+
+@njit(inline="always")
+def _correct_one(loss_code, ws, o, k, Yf, Yi, i, threshold):
+    if k == 1:
+        return (ws[o] > threshold) == (Yf[i, 0] > 0.5)
+    best = 0
+    for c in range(1, k):
+        if ws[o + c] > ws[o + best]:
+            best = c
+    if loss_code == SOFTMAX_CE:
+        return best == Yi[i]
+    label = 0
+    for c in range(1, k):
+        if Yf[i, c] > Yf[i, label]:
+            label = c
+    return best == label
+
+
+@njit(inline="always")
+def _loss_one(loss_code, lf, ws, o, k, Yf, Yi, i, g):
+    """Loss of one sample (output at ws[o:o+k]) and its gradient into g[0:k]."""
+    t = ws.dtype.type
+    if loss_code == MSE:
+        f = 0.5 if lf[L_HALF] != 0.0 else 1.0
+        D = 1 if lf[L_SUM] != 0.0 else k
+        coef = t(2.0 * f / D)
+        acc = 0.0
+        for c in range(k):
+            d = ws[o + c] - Yf[i, c]
+            g[c] = coef * d
+            acc += d * d
+        return f * acc / D
+    if loss_code == BCE:
+        acc = 0.0
+        kf = t(k)
+        for c in range(k):
+            v = ws[o + c]
+            tv = Yf[i, c]
+            e = np.exp(-abs(v))
+            if v >= 0:
+                sig = t(1) / (t(1) + e)
+                pos = v
+            else:
+                sig = e / (t(1) + e)
+                pos = t(0)
+            acc += (pos - v * tv) + np.log1p(e)
+            g[c] = (sig - tv) / kf
+        return acc / k
+    # softmax cross-entropy; g[k:2k] holds the probabilities
+    m = ws[o]
+    for c in range(1, k):
+        if ws[o + c] > m:
+            m = ws[o + c]
+    s = t(0)
+    for c in range(k):
+        e = np.exp(ws[o + c] - m)
+        g[k + c] = e
+        s += e
+    lab = Yi[i]
+    for c in range(k):
+        pr = g[k + c] / s
+        g[c] = pr - t(1) if c == lab else pr
+    return (m + np.log(s)) - ws[o + lab]
+
+
+@njit(inline="always")
+def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
+    """Backpropagate g[0:n_out_last] (d loss / d output) into ``grads``.
+
+    g holds two halves of ``half`` elements that take turns as the running
+    gradient.
+    """
+    cur = 0
+    nxt = half
+    for r in range(plan.shape[0] - 1, -1, -1):
+        kind = plan[r, KIND]
+        n_in = plan[r, N_IN]
+        n_out = plan[r, N_OUT]
+        o = plan[r, OUT]
+        if kind == DENSE:
+            act = plan[r, ACTV]
+            pa = plan[r, P_A]
+            pb = plan[r, P_B]
+            for c in range(n_out):
+                g[cur + c] = g[cur + c] * _dact(ws[o + c], act)
+            if r > 0:
+                for j in range(n_in):
+                    acc = ws.dtype.type(0)
+                    for c in range(n_out):
+                        acc += g[cur + c] * params[pa + j * n_out + c]
+                    g[nxt + j] = acc
+            src = plan[r - 1, OUT] if r > 0 else 0
+            for j in range(n_in):
+                xv = X[i, j] if r == 0 else ws[src + j]
+                for c in range(n_out):
+                    grads[pa + j * n_out + c] = xv * g[cur + c]
+            if pb >= 0:
+                for c in range(n_out):
+                    grads[pb + c] = g[cur + c]
+            cur, nxt = nxt, cur
+        elif kind == ACT:
+            act = plan[r, ACTV]
+            for c in range(n_out):
+                g[cur + c] = g[cur + c] * _dact(ws[o + c], act)
+        elif pf[r, F_A] > 0.0:  # DROPOUT
+            a = plan[r, AUX]
+            for c in range(n_out):
+                g[cur + c] = g[cur + c] * ws[a + c]
+    return cur
+
+
+@njit(inline="always")
+def _update(opt_code, of, params, grads, opt_a, opt_b, step, lr):
+    t = params.dtype.type
+    wd = t(of[O_WD])
+    use_wd = of[O_WD] != 0.0
+    lrf = t(lr)
+    if opt_code == ADAM:
+        b1 = t(of[O_BETA1])
+        b2 = t(of[O_BETA2])
+        bc1 = 1.0 - math.pow(of[O_BETA1], step)
+        bc2 = 1.0 - math.pow(of[O_BETA2], step)
+        step_size = t(lr / bc1)
+        sq2 = t(math.sqrt(bc2))
+        eps = t(of[O_EPS])
+        for j in range(params.shape[0]):
+            gj = grads[j]
+            if use_wd:
+                gj = gj + wd * params[j]
+            mj = b1 * opt_a[j] + (t(1) - b1) * gj
+            vj = b2 * opt_b[j] + (t(1) - b2) * gj * gj
+            opt_a[j] = mj
+            opt_b[j] = vj
+            params[j] -= step_size * (mj / (np.sqrt(vj) / sq2 + eps))
+        return
+    mom = t(of[O_MOMENTUM])
+    use_mom = of[O_MOMENTUM] != 0.0
+    nesterov = of[O_NESTEROV] != 0.0
+    for j in range(params.shape[0]):
+        gj = grads[j]
+        if use_wd:
+            gj = gj + wd * params[j]
+        if use_mom:
+            vel = mom * opt_a[j] + gj
+            opt_a[j] = vel
+            gj = gj + mom * vel if nesterov else vel
+        params[j] -= lrf * gj
+
+
+@njit
+def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a,
+                        opt_b, counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga,
+                        gb, xb, yfb, yib, probs, stop_flag, losses, corrects):
+    """Numba kernel of :func:`fastbp.reference.online.train_epochs_online`."""
+    n = X.shape[0]
+    R = plan.shape[0]
+    o_last = plan[R - 1, OUT]
+    k = plan[R - 1, N_OUT]
+    half = ga.shape[0] // 2
+    sum_red = loss_code == MSE and lf[L_SUM] != 0.0
+    for e in range(lrs.shape[0]):
+        row = e % order.shape[0]
+        total = 0.0
+        correct = 0
+        for s in range(n):
+            i = order[row, s]
+            _forward_one(plan, pf, params, X, i, ws, True, counters[C_DROPOUT])
+            loss = _loss_one(loss_code, lf, ws, o_last, k, Yf, Yi, i, ga)
+            if not math.isfinite(loss):
+                losses[e] = loss
+                corrects[e] = correct
+                return e, NON_FINITE
+            total += loss
+            if _correct_one(loss_code, ws, o_last, k, Yf, Yi, i, threshold):
+                correct += 1
+            _backward_one(plan, pf, params, grads, X, i, ws, ga, half)
+            counters[C_OPT] += 1
+            _update(opt_code, of, params, grads, opt_a, opt_b, counters[C_OPT], lrs[e])
+            counters[C_DROPOUT] += 1
+            if stop_flag[0] != 0:
+                losses[e] = total if sum_red else total / (s + 1)
+                corrects[e] = correct
+                return e, INTERRUPTED
+        losses[e] = total if sum_red else total / n
+        corrects[e] = correct
+        if stop_correct > 0:
+            right = 0
+            for i in range(n):
+                _forward_one(plan, pf, params, X, i, ws, False, 0)
+                if _correct_one(loss_code, ws, o_last, k, Yf, Yi, i, threshold):
+                    right += 1
+            if right >= stop_correct:
+                return e + 1, REACHED_ACCURACY
+    return lrs.shape[0], OK
