@@ -7,8 +7,6 @@ import pytest
 from conftest import GRAD_RTOL, numerical_grad, rel_error
 from fastbp._config import IDENTITY, RELU, SIGMOID, TANH
 
-F64 = np.float64
-
 
 def away_from_zero(rng, shape, margin=0.05):
     """Standard normal values with |v| >= margin (keeps ReLU's kink out of reach)."""
