@@ -54,7 +54,7 @@ def _dact(y, act):
     return 1.0
 
 
-@njit(inline="always")
+@njit
 def _forward_one(plan, pf, params, X, i, ws, training, counter):
     """Forward pass of sample ``X[i]``; row r's output at ``ws[plan[r, OUT]:]``."""
     for r in range(plan.shape[0]):
@@ -94,7 +94,7 @@ def _forward_one(plan, pf, params, X, i, ws, training, counter):
                     ws[o + c] = X[i, c] if r == 0 else ws[src + c]
 
 
-@njit(inline="always")
+@njit
 def _correct_one(loss_code, ws, o, k, Yf, Yi, i, threshold):
     if k == 1:
         return (ws[o] > threshold) == (Yf[i, 0] > 0.5)
@@ -111,7 +111,7 @@ def _correct_one(loss_code, ws, o, k, Yf, Yi, i, threshold):
     return best == label
 
 
-@njit(inline="always")
+@njit
 def _loss_one(loss_code, lf, ws, o, k, Yf, Yi, i, g):
     """Loss of one sample (output at ws[o:o+k]) and its gradient into g[0:k]."""
     t = ws.dtype.type
@@ -158,7 +158,7 @@ def _loss_one(loss_code, lf, ws, o, k, Yf, Yi, i, g):
     return (m + np.log(s)) - ws[o + lab]
 
 
-@njit(inline="always")
+@njit
 def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
     """Backpropagate g[0:n_out_last] (d loss / d output) into ``grads``.
 
@@ -204,7 +204,7 @@ def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
     return cur
 
 
-@njit(inline="always")
+@njit
 def _update(opt_code, of, params, grads, opt_a, opt_b, step, lr):
     t = params.dtype.type
     wd = t(of[O_WD])
@@ -287,3 +287,12 @@ def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, st
             if right >= stop_correct:
                 return e + 1, REACHED_ACCURACY
     return lrs.shape[0], OK
+
+
+def select_online(plan, loss_code, opt_code, dtype_name):
+    """The per-sample epoch function for this network: one specialised on its
+    shape (:mod:`fastbp.kernels.specialize`) when available, else the generic
+    :func:`train_epochs_online`. Same signature either way."""
+    from .specialize import kernel
+
+    return kernel(plan, loss_code, opt_code, dtype_name) or train_epochs_online

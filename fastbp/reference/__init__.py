@@ -10,4 +10,4 @@ from .optim import adam_update, sgd_update
 from .rng import hash_uniform, splitmix64
 from .network import (backward, count_correct, evaluate, forward, layer_output, loss_and_grad,
                       predict, train_epochs)
-from .online import train_epochs_online
+from .online import select_online, train_epochs_online

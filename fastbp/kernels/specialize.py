@@ -1,0 +1,344 @@
+"""Per-sample epoch kernels specialised on one network's shape.
+
+:func:`fastbp.kernels.online.train_epochs_online` reads the layer sizes and
+offsets from the plan at run time. For a network of a few dozen weights those
+loop bounds and look-ups cost as much as the arithmetic. This module writes
+the same loop as Python source with every size, offset, activation, the loss
+and the optimizer baked in as constants, so LLVM unrolls the small loops and
+keeps values in registers. It also compiles as ONE function (the generic path
+compiles a dozen helpers), which cuts the cold first-call time.
+
+The source goes to a file in the cache folder (``$FASTBP_CACHE_DIR``, else
+``$XDG_CACHE_HOME/fastbp``, else ``~/.cache/fastbp``), named by a hash of its
+text, and is compiled with Numba's ``cache=True`` beside it: a second process
+that trains the same shape loads the machine code instead of compiling.
+Set ``FASTBP_SPECIALIZE=0`` to use the generic kernel instead.
+
+The arithmetic is the generic kernel's, in the same order, so both give the
+same bits (the tests check it), and the NumPy reference stays the truth.
+"""
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+
+from .. import plan as P
+from .._config import IDENTITY, NUMBA_CACHE, RELU, SIGMOID, TANH
+
+ENABLED = os.environ.get("FASTBP_SPECIALIZE", "1") not in ("0", "false", "no")
+_VERSION = 1            # bump when the generated text changes meaning
+_loaded = {}
+
+
+def cache_dir():
+    base = os.environ.get("FASTBP_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "fastbp")
+    return os.path.join(base, "kernels")
+
+
+def supports(plan):
+    """Dense, activation and Dropout rows only (what a batch of one can train)."""
+    return all(k in (P.DENSE, P.ACT, P.DROPOUT) for k in plan[:, P.KIND])
+
+
+class _Src:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, indent, text):
+        self.lines.append("    " * indent + text)
+
+
+def _emit_act(emit, ind, act, src, dst):
+    """dst = act(src) for scalar expressions (sigmoid split by sign: no overflow)."""
+    if act == SIGMOID:
+        emit(ind, f"v = {src}")
+        emit(ind, "if v >= 0:")
+        emit(ind + 1, f"{dst} = 1.0 / (1.0 + np.exp(-v))")
+        emit(ind, "else:")
+        emit(ind + 1, "ex = np.exp(v)")
+        emit(ind + 1, f"{dst} = ex / (1.0 + ex)")
+    elif act == RELU:
+        emit(ind, f"v = {src}")
+        emit(ind, f"{dst} = 0.0 if v < 0 else v")
+    elif act == TANH:
+        emit(ind, f"{dst} = np.tanh({src})")
+    else:
+        emit(ind, f"{dst} = {src}")
+
+
+def _dact(act, y):
+    if act == SIGMOID:
+        return f"({y} * (1.0 - {y}))"
+    if act == RELU:
+        return f"(1.0 if {y} > 0 else 0.0)"
+    if act == TANH:
+        return f"(1.0 - {y} * {y})"
+    return None
+
+
+def _inp(r, plan, j):
+    """Expression for element j of row r's input."""
+    return f"X[i, {j}]" if r == 0 else f"ws[{int(plan[r - 1, P.OUT])} + {j}]"
+
+
+def _emit_forward(emit, ind, plan, training):
+    """Forward pass of sample ``X[i]``: row r's output into ws[plan[r, OUT]:]."""
+    for r in range(plan.shape[0]):
+        kind, n_in, n_out = int(plan[r, P.KIND]), int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
+        o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
+        if kind == P.DENSE:
+            pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
+            emit(ind, f"for c in range({n_out}):")
+            emit(ind + 1, "acc = T(0)")
+            emit(ind + 1, f"for j in range({n_in}):")
+            emit(ind + 2, f"acc += {_inp(r, plan, 'j')} * params[{pa} + j * {n_out} + c]")
+            if pb >= 0:
+                emit(ind + 1, f"acc = acc + params[{pb} + c]")
+            _emit_act(emit, ind + 1, act, "acc", f"ws[{o} + c]")
+        elif kind == P.ACT:
+            emit(ind, f"for c in range({n_out}):")
+            _emit_act(emit, ind + 1, act, _inp(r, plan, "c"), f"ws[{o} + c]")
+        elif training:
+            a = int(plan[r, P.AUX])
+            emit(ind, f"p = pf[{r}, {P.F_A}]")
+            emit(ind, "if p > 0.0:")
+            emit(ind + 1, f"base = stream_base(plan[{r}, {P.KEY}], counters[{P.C_DROPOUT}])")
+            emit(ind + 1, "scale = T(1.0 / (1.0 - p))")
+            emit(ind + 1, f"for c in range({n_out}):")
+            emit(ind + 2, "keep = scale if uniform53_at(base, c) >= p else T(0)")
+            emit(ind + 2, f"ws[{a} + c] = keep")
+            emit(ind + 2, f"ws[{o} + c] = {_inp(r, plan, 'c')} * keep")
+            emit(ind, "else:")
+            emit(ind + 1, f"for c in range({n_out}):")
+            emit(ind + 2, f"ws[{o} + c] = {_inp(r, plan, 'c')}")
+        else:
+            emit(ind, f"for c in range({n_out}):")
+            emit(ind + 1, f"ws[{o} + c] = {_inp(r, plan, 'c')}")
+
+
+def source(plan, loss_code, opt_code, dtype_name):
+    """The Python source of a ``train_epochs_online`` for this plan, loss and optimizer."""
+    emit = _Src()
+    R = plan.shape[0]
+    k = int(plan[R - 1, P.N_OUT])
+    o_last = int(plan[R - 1, P.OUT])
+    emit(0, '"""Generated by fastbp.kernels.specialize; see there. Do not edit."""')
+    emit(0, "import math")
+    emit(0, "import numpy as np")
+    emit(0, "from fastbp._config import njit")
+    emit(0, "from fastbp.kernels.rng import stream_base, uniform53_at")
+    emit(0, f"T = np.{dtype_name}")
+    emit(0, "")
+    # correct-or-not of sample i
+    emit(0, "@njit")
+    emit(0, "def correct_one(ws, Yf, Yi, i, threshold):")
+    if k == 1:
+        emit(1, f"return (ws[{o_last}] > threshold) == (Yf[i, 0] > 0.5)")
+    else:
+        emit(1, "best = 0")
+        emit(1, f"for c in range(1, {k}):")
+        emit(2, f"if ws[{o_last} + c] > ws[{o_last} + best]:")
+        emit(3, "best = c")
+        if loss_code == P.SOFTMAX_CE:
+            emit(1, "return best == Yi[i]")
+        else:
+            emit(1, "label = 0")
+            emit(1, f"for c in range(1, {k}):")
+            emit(2, "if Yf[i, c] > Yf[i, label]:")
+            emit(3, "label = c")
+            emit(1, "return best == label")
+    emit(0, "")
+    # the epochs
+    emit(0, "@njit")
+    emit(0, "def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, state,")
+    emit(0, "                        opt_a, opt_b, counters, X, Yf, Yi, order, lrs, threshold,")
+    emit(0, "                        stop_correct, ws, ga, gb, xb, yfb, yib, probs, stop_flag,")
+    emit(0, "                        losses, corrects):")
+    emit(1, "n = X.shape[0]")
+    emit(1, f"half = ga.shape[0] // 2")
+    emit(1, f"sum_red = {'lf[%d] != 0.0' % P.L_SUM if loss_code == P.MSE else 'False'}")
+    if loss_code == P.MSE:
+        emit(1, f"f = 0.5 if lf[{P.L_HALF}] != 0.0 else 1.0")
+        emit(1, f"D = 1 if lf[{P.L_SUM}] != 0.0 else {k}")
+        emit(1, "coef = T(2.0 * f / D)")
+    emit(1, f"wd = T(of[{P.O_WD}])")
+    emit(1, f"use_wd = of[{P.O_WD}] != 0.0")
+    if opt_code == P.ADAM:
+        emit(1, f"b1 = T(of[{P.O_BETA1}])")
+        emit(1, f"b2 = T(of[{P.O_BETA2}])")
+        emit(1, f"eps = T(of[{P.O_EPS}])")
+    else:
+        emit(1, f"mom = T(of[{P.O_MOMENTUM}])")
+        emit(1, f"use_mom = of[{P.O_MOMENTUM}] != 0.0")
+        emit(1, f"nesterov = of[{P.O_NESTEROV}] != 0.0")
+    emit(1, "for e in range(lrs.shape[0]):")
+    emit(2, "row = e % order.shape[0]")
+    emit(2, "lrf = T(lrs[e])")
+    emit(2, "total = 0.0")
+    emit(2, "correct = 0")
+    emit(2, "for s in range(n):")
+    emit(3, "i = order[row, s]")
+    _emit_forward(emit, 3, plan, training=True)
+    # loss and its gradient into ga[0:k]
+    if loss_code == P.MSE:
+        emit(3, "acc = 0.0")
+        emit(3, f"for c in range({k}):")
+        emit(4, f"d = ws[{o_last} + c] - Yf[i, c]")
+        emit(4, "ga[c] = coef * d")
+        emit(4, "acc += d * d")
+        emit(3, "loss = f * acc / D")
+    elif loss_code == P.BCE:
+        emit(3, "acc = 0.0")
+        emit(3, f"for c in range({k}):")
+        emit(4, f"v = ws[{o_last} + c]")
+        emit(4, "tv = Yf[i, c]")
+        emit(4, "ex = np.exp(-abs(v))")
+        emit(4, "if v >= 0:")
+        emit(5, "sig = T(1) / (T(1) + ex)")
+        emit(5, "pos = v")
+        emit(4, "else:")
+        emit(5, "sig = ex / (T(1) + ex)")
+        emit(5, "pos = T(0)")
+        emit(4, "acc += (pos - v * tv) + np.log1p(ex)")
+        emit(4, f"ga[c] = (sig - tv) / T({k})")
+        emit(3, f"loss = acc / {k}")
+    else:
+        emit(3, f"m = ws[{o_last}]")
+        emit(3, f"for c in range(1, {k}):")
+        emit(4, f"if ws[{o_last} + c] > m:")
+        emit(5, f"m = ws[{o_last} + c]")
+        emit(3, "ssum = T(0)")
+        emit(3, f"for c in range({k}):")
+        emit(4, f"ex = np.exp(ws[{o_last} + c] - m)")
+        emit(4, f"ga[{k} + c] = ex")
+        emit(4, "ssum += ex")
+        emit(3, "lab = Yi[i]")
+        emit(3, f"for c in range({k}):")
+        emit(4, f"pr = ga[{k} + c] / ssum")
+        emit(4, "ga[c] = pr - T(1) if c == lab else pr")
+        emit(3, f"loss = (m + np.log(ssum)) - ws[{o_last} + lab]")
+    emit(3, "if not math.isfinite(loss):")
+    emit(4, "losses[e] = loss")
+    emit(4, "corrects[e] = correct")
+    emit(4, f"return e, {2}")
+    emit(3, "total += loss")
+    emit(3, "if correct_one(ws, Yf, Yi, i, threshold):")
+    emit(4, "correct += 1")
+    # backward: the running gradient alternates between ga[0:half] and ga[half:2*half]
+    cur, nxt = "0", "half"
+    for r in range(R - 1, -1, -1):
+        kind, n_in, n_out = int(plan[r, P.KIND]), int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
+        o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
+        if kind == P.DENSE:
+            pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
+            d = _dact(act, f"ws[{o} + c]")
+            if d is not None:
+                emit(3, f"for c in range({n_out}):")
+                emit(4, f"ga[{cur} + c] = ga[{cur} + c] * {d}")
+            if r > 0:
+                emit(3, f"for j in range({n_in}):")
+                emit(4, "acc = T(0)")
+                emit(4, f"for c in range({n_out}):")
+                emit(5, f"acc += ga[{cur} + c] * params[{pa} + j * {n_out} + c]")
+                emit(4, f"ga[{nxt} + j] = acc")
+            emit(3, f"for j in range({n_in}):")
+            emit(4, f"xv = {_inp(r, plan, 'j')}")
+            emit(4, f"for c in range({n_out}):")
+            emit(5, f"grads[{pa} + j * {n_out} + c] = xv * ga[{cur} + c]")
+            if pb >= 0:
+                emit(3, f"for c in range({n_out}):")
+                emit(4, f"grads[{pb} + c] = ga[{cur} + c]")
+            cur, nxt = nxt, cur
+        elif kind == P.ACT:
+            d = _dact(act, f"ws[{o} + c]")
+            if d is not None:
+                emit(3, f"for c in range({n_out}):")
+                emit(4, f"ga[{cur} + c] = ga[{cur} + c] * {d}")
+        else:
+            a = int(plan[r, P.AUX])
+            emit(3, f"if pf[{r}, {P.F_A}] > 0.0:")
+            emit(4, f"for c in range({n_out}):")
+            emit(5, f"ga[{cur} + c] = ga[{cur} + c] * ws[{a} + c]")
+    # the optimizer step over the flat buffer
+    emit(3, f"counters[{P.C_OPT}] += 1")
+    if opt_code == P.ADAM:
+        emit(3, f"step = counters[{P.C_OPT}]")
+        emit(3, f"bc1 = 1.0 - math.pow(of[{P.O_BETA1}], step)")
+        emit(3, f"bc2 = 1.0 - math.pow(of[{P.O_BETA2}], step)")
+        emit(3, "step_size = T(lrs[e] / bc1)")
+        emit(3, "sq2 = T(math.sqrt(bc2))")
+        emit(3, "for j in range(params.shape[0]):")
+        emit(4, "gj = grads[j]")
+        emit(4, "if use_wd:")
+        emit(5, "gj = gj + wd * params[j]")
+        emit(4, "mj = b1 * opt_a[j] + (T(1) - b1) * gj")
+        emit(4, "vj = b2 * opt_b[j] + (T(1) - b2) * gj * gj")
+        emit(4, "opt_a[j] = mj")
+        emit(4, "opt_b[j] = vj")
+        emit(4, "params[j] -= step_size * (mj / (np.sqrt(vj) / sq2 + eps))")
+    else:
+        emit(3, "for j in range(params.shape[0]):")
+        emit(4, "gj = grads[j]")
+        emit(4, "if use_wd:")
+        emit(5, "gj = gj + wd * params[j]")
+        emit(4, "if use_mom:")
+        emit(5, "vel = mom * opt_a[j] + gj")
+        emit(5, "opt_a[j] = vel")
+        emit(5, "gj = gj + mom * vel if nesterov else vel")
+        emit(4, "params[j] -= lrf * gj")
+    emit(3, f"counters[{P.C_DROPOUT}] += 1")
+    emit(3, "if stop_flag[0] != 0:")
+    emit(4, "losses[e] = total if sum_red else total / (s + 1)")
+    emit(4, "corrects[e] = correct")
+    emit(4, "return e, 3")
+    emit(2, "losses[e] = total if sum_red else total / n")
+    emit(2, "corrects[e] = correct")
+    emit(2, "if stop_correct > 0:")
+    emit(3, "right = 0")
+    emit(3, "for i in range(n):")
+    _emit_forward(emit, 4, plan, training=False)
+    emit(4, "pass")
+    emit(4, "if correct_one(ws, Yf, Yi, i, threshold):")
+    emit(5, "right += 1")
+    emit(3, "if right >= stop_correct:")
+    emit(4, "return e + 1, 1")
+    emit(1, "return lrs.shape[0], 0")
+    return "\n".join(emit.lines) + "\n"
+
+
+def kernel(plan, loss_code, opt_code, dtype_name):
+    """The specialised ``train_epochs_online`` for this network, or None if unavailable."""
+    if not ENABLED or not supports(plan):
+        return None
+    text = source(plan, loss_code, opt_code, dtype_name)
+    digest = hashlib.sha256(f"{_VERSION}\n{text}".encode()).hexdigest()[:20]
+    fn = _loaded.get(digest)
+    if fn is not None:
+        return fn
+    name = f"fastbp_online_{digest}"
+    path = None
+    for folder in (cache_dir(), os.path.join(tempfile.gettempdir(), "fastbp-kernels")):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, name + ".py")
+            if not os.path.exists(path):
+                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+                os.replace(tmp, path)
+            break
+        except OSError:
+            path = None
+    if path is None:
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    fn = module.train_epochs_online
+    _loaded[digest] = fn
+    return fn

@@ -1,0 +1,89 @@
+"""Per-sample SGD: the shape-specialised kernel, the generic kernel and the reference agree."""
+import numpy as np
+import pytest
+
+import fastbp as fb
+from fastbp.kernels import online as k_online
+from fastbp.kernels import specialize
+from fastbp import plan as P
+
+STACKS = {
+    "seed001": (lambda: [fb.Dense(2, 4, init="uniform"), fb.Sigmoid(), fb.Dense(4, 4, init="uniform"),
+                         fb.Sigmoid(), fb.Dense(4, 1, init="uniform"), fb.Sigmoid()], fb.MSE(), 1),
+    "tanh_dropout_bce": (lambda: [fb.Dense(2, 8), fb.Tanh(), fb.Dropout(0.3), fb.Dense(8, 1),
+                                  fb.Sigmoid()], fb.BinaryCrossEntropy(), 1),
+    "relu_ce": (lambda: [fb.Dense(2, 16), fb.ReLU(), fb.Dense(16, 16), fb.ReLU(), fb.Dense(16, 3)],
+                fb.SoftmaxCrossEntropy(), 3),
+    "act_rows_mse_sum": (lambda: [fb.Dense(2, 5, bias=False), fb.Identity(), fb.Tanh(),
+                                  fb.Dropout(0.2), fb.Sigmoid(), fb.Dense(5, 2)],
+                         fb.MSE(reduction="sum", half=True), 2),
+}
+OPTS = {"sgd": dict(), "momentum_wd": dict(momentum=0.9, weight_decay=1e-3),
+        "nesterov": dict(momentum=0.8, nesterov=True), "adam": dict(optimizer="adam")}
+
+
+def _data(k, n=31):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, 2))
+    if k == 3:
+        return X, rng.integers(0, 3, n)
+    return X, rng.random((n, k))
+
+
+def _train(stack, opt, backend, dtype="float64", generic=False, monkeypatch=None):
+    layers, loss, k = STACKS[stack]
+    m = fb.Sequential(layers(), loss=loss, backend=backend, dtype=dtype, seed=2)
+    X, y = _data(k)
+    if generic:
+        monkeypatch.setattr(k_online, "select_online",
+                            lambda *a: k_online.train_epochs_online)
+        monkeypatch.setattr("fastbp.kernels.select_online", k_online.select_online)
+    h = m.fit(X, y, epochs=15, lr=0.05, batch_size=1, **OPTS[opt])
+    return m, h
+
+
+@pytest.mark.parametrize("opt", OPTS)
+@pytest.mark.parametrize("stack", STACKS)
+def test_specialised_equals_generic_bit_for_bit_and_matches_reference(stack, opt, monkeypatch):
+    fast, hf = _train(stack, opt, "numba")
+    with monkeypatch.context() as mp:
+        gen, hg = _train(stack, opt, "numba", generic=True, monkeypatch=mp)
+    ref, hr = _train(stack, opt, "numpy")
+    np.testing.assert_array_equal(fast.params, gen.params)
+    assert hf.loss == hg.loss and hf.accuracy == hg.accuracy
+    np.testing.assert_allclose(fast.params, ref.params, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hf.loss, hr.loss, rtol=1e-10)
+    assert hf.accuracy == hr.accuracy
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_float32_specialised_tracks_the_reference(stack):
+    """float32: one epoch (31 updates) within 1e-4; rounding differences grow with steps."""
+    layers, loss, k = STACKS[stack]
+    X, y = _data(k)
+    out = []
+    for backend in ("numba", "numpy"):
+        m = fb.Sequential(layers(), loss=loss, backend=backend, dtype="float32", seed=2)
+        m.fit(X, y, epochs=1, lr=0.05, batch_size=1, momentum=0.9)
+        out.append(m.params.copy())
+    assert out[0].dtype == np.float32
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-4, atol=1e-5)
+
+
+def test_specialised_source_is_cached_by_shape(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTBP_CACHE_DIR", str(tmp_path))
+    m = fb.MLP([2, 3, 1])
+    plan = m._workspace(1)["plan"]
+    f1 = specialize.kernel(plan, P.MSE, P.SGD, "float64")
+    f2 = specialize.kernel(plan.copy(), P.MSE, P.SGD, "float64")
+    assert f1 is f2
+    files = list((tmp_path / "kernels").glob("fastbp_online_*.py"))
+    assert len(files) == 1
+    other = fb.MLP([2, 5, 1])._workspace(1)["plan"]
+    assert specialize.kernel(other, P.MSE, P.SGD, "float64") is not f1
+    assert len(list((tmp_path / "kernels").glob("fastbp_online_*.py"))) == 2
+
+
+def test_batchnorm_plans_are_not_specialised():
+    m = fb.Sequential([fb.Dense(2, 3), fb.BatchNorm(3), fb.Dense(3, 1)])
+    assert not specialize.supports(m._plan)
