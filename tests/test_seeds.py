@@ -122,7 +122,7 @@ def test_seed001_both_backends_stop_at_the_same_epoch(data):
     assert results["numba"][0] == results["numpy"][0]
     tol = 1e-10 if data == "xor" else 1e-3
     np.testing.assert_allclose(results["numba"][1], results["numpy"][1], rtol=tol, atol=tol)
-    np.testing.assert_allclose(results["numba"][2], results["numpy"][2], rtol=tol)
+    np.testing.assert_allclose(results["numba"][2], results["numpy"][2], rtol=10 * tol)
 
 
 def test_seed001_backends_agree_to_1e10_on_the_linear_data():
