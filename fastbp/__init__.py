@@ -16,3 +16,11 @@ __all__ = ["Sequential", "MLP", "History", "TrainingDivergedError", "Dense", "Si
            "Tanh", "Identity", "BatchNorm", "Dropout", "MSE", "SoftmaxCrossEntropy",
            "BinaryCrossEntropy", "SGD", "Adam", "StepLR", "ExponentialLR", "load", "datasets",
            "__version__"]
+
+
+def __getattr__(name):
+    # fastbp.plot (matplotlib) and fastbp.bench load on first use, keeping `import fastbp` fast
+    if name in ("plot", "bench"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

@@ -337,3 +337,20 @@ def test_render_all_to_one_folder(tmp_path):
     for p in paths:
         with open(p, "rb") as fh:
             assert fh.read(8) == PNG_SIGNATURE
+
+
+def test_log_axis_survives_a_diverged_curve(tmp_path):
+    """Losses near the float64 maximum must not overflow the log axis (no warning)."""
+    import warnings
+
+    from fastbp import plot
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot.plot_lr_sweep({0.1: [2, 1, 0.5], 1.0: [2, 1e150, 5e302]}, tmp_path / "s.png")
+        plot.plot_loss([2, 1e150, 5e302], tmp_path / "l.png")
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_plot_is_reachable_from_the_package():
+    import fastbp as fb
+    assert callable(fb.plot.plot_loss)
