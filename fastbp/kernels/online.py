@@ -67,11 +67,15 @@ def _forward_one(plan, pf, params, X, i, ws, training, counter):
             pa = plan[r, P_A]
             pb = plan[r, P_B]
             act = plan[r, ACTV]
+            # out[c] = sum over j (ascending) of x[j] W[j, c]; c innermost walks W's rows
             for c in range(n_out):
-                acc = ws.dtype.type(0)
-                for j in range(n_in):
-                    xv = X[i, j] if r == 0 else ws[src + j]
-                    acc += xv * params[pa + j * n_out + c]
+                ws[o + c] = 0
+            for j in range(n_in):
+                xv = X[i, j] if r == 0 else ws[src + j]
+                for c in range(n_out):
+                    ws[o + c] += xv * params[pa + j * n_out + c]
+            for c in range(n_out):
+                acc = ws[o + c]
                 if pb >= 0:
                     acc = acc + params[pb + c]
                 ws[o + c] = _act(acc, act)

@@ -92,12 +92,18 @@ def _emit_forward(emit, ind, plan, training):
         o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
         if kind == P.DENSE:
             pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
+            # out[c] = sum over j (ascending) of x[j] W[j, c]; c innermost walks W's rows
             emit(ind, f"for c in range({n_out}):")
-            emit(ind + 1, "acc = T(0)")
-            emit(ind + 1, f"for j in range({n_in}):")
-            emit(ind + 2, f"acc += {_inp(r, plan, 'j')} * params[{pa} + j * {n_out} + c]")
+            emit(ind + 1, f"ws[{o} + c] = T(0)")
+            emit(ind, f"for j in range({n_in}):")
+            emit(ind + 1, f"xv = {_inp(r, plan, 'j')}")
+            emit(ind + 1, f"for c in range({n_out}):")
+            emit(ind + 2, f"ws[{o} + c] += xv * params[{pa} + j * {n_out} + c]")
+            emit(ind, f"for c in range({n_out}):")
             if pb >= 0:
-                emit(ind + 1, f"acc = acc + params[{pb} + c]")
+                emit(ind + 1, f"acc = ws[{o} + c] + params[{pb} + c]")
+            else:
+                emit(ind + 1, f"acc = ws[{o} + c]")
             _emit_act(emit, ind + 1, act, "acc", f"ws[{o} + c]")
         elif kind == P.ACT:
             emit(ind, f"for c in range({n_out}):")
@@ -314,6 +320,10 @@ def kernel(plan, loss_code, opt_code, dtype_name):
     """The specialised ``train_epochs_online`` for this network, or None if unavailable."""
     if not ENABLED or not supports(plan):
         return None
+    key = (plan.tobytes(), plan.shape, loss_code, opt_code, dtype_name)
+    fn = _loaded.get(key)
+    if fn is not None:
+        return fn
     text = source(plan, loss_code, opt_code, dtype_name)
     digest = hashlib.sha256(f"{_VERSION}\n{text}".encode()).hexdigest()[:20]
     fn = _loaded.get(digest)
@@ -340,5 +350,5 @@ def kernel(plan, loss_code, opt_code, dtype_name):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     fn = module.train_epochs_online
-    _loaded[digest] = fn
+    _loaded[digest] = _loaded[key] = fn
     return fn
