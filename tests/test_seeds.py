@@ -64,9 +64,9 @@ def test_seed002_linear_network_one_step(backend):
 
 
 # ---------------------------------------------------------------- seed 001
-def seed001_model(backend):
+def seed001_model(backend, seed=0):
     return fb.MLP([2, 4, 4, 1], activation="sigmoid", output_activation="sigmoid",
-                  loss="mse", init="uniform", backend=backend, seed=0)
+                  loss="mse", init="uniform", backend=backend, seed=seed)
 
 
 def test_seed001_network_shape():
@@ -100,29 +100,27 @@ def test_seed001_xor_needs_more_epochs_at_the_smaller_lr():
     assert runs[0.02] > runs[0.1]
 
 
-@pytest.mark.parametrize("data", ["xor", "linear"])
-def test_seed001_both_backends_stop_at_the_same_epoch(data):
-    """The full runs to convergence: the same stopping epoch on both backends.
+@pytest.mark.parametrize("data,seed", [("xor", 0), ("linear", 39)])
+def test_seed001_both_backends_stop_at_the_same_epoch(data, seed):
+    """The full runs to convergence: the same stopping epoch and weights within 1e-10.
 
-    The weights agree to 1e-10 after the XOR run (148k updates). The linear run
-    (182k updates) drifts to ~5e-5: NumPy's matmul (BLAS, fused multiply-add)
-    and its SIMD exp round the last bit differently from the kernels' loops, and
-    a long chaotic trajectory amplifies that. The bounded-step test below holds
-    both to 1e-10.
+    Model seeds: the linear run from seed 0 passes through a chaotic stretch
+    (a 1e-14 nudge to its weights grows to 1e-4 on one backend alone), so the
+    backends' last-bit rounding differences (BLAS fused multiply-adds, SIMD exp)
+    grow there too; seed 39 converges without one.
     """
     X, y = (fb.datasets.generate_linear(500, seed=0) if data == "linear"
             else fb.datasets.generate_xor_easy())
     results = {}
     for backend in BACKENDS:
-        m = seed001_model(backend)
+        m = seed001_model(backend, seed)
         h = m.fit(X, y, epochs=100_000, lr=0.1, batch_size=1, shuffle=False,
                   stop_at_accuracy=1.0)
         assert h.stop_reason == "accuracy"
         results[backend] = (h.epochs_run, m.params.copy(), np.array(h.loss))
     assert results["numba"][0] == results["numpy"][0]
-    tol = 1e-10 if data == "xor" else 1e-3
-    np.testing.assert_allclose(results["numba"][1], results["numpy"][1], rtol=tol, atol=tol)
-    np.testing.assert_allclose(results["numba"][2], results["numpy"][2], rtol=10 * tol)
+    np.testing.assert_allclose(results["numba"][1], results["numpy"][1], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(results["numba"][2], results["numpy"][2], rtol=1e-10)
 
 
 def test_seed001_backends_agree_to_1e10_on_the_linear_data():
