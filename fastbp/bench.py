@@ -98,6 +98,13 @@ CIFAR_NET = dict(sizes=[3072, 1024, 512, 10], activation="relu", output_activati
 CIFAR_LR = 0.01
 CIFAR_BATCH = 256
 CLIFF_TARGET = 1.2
+# the mini-batch targets: (competitor, fastbp must be this many times faster)
+B_TARGETS = {"B1": ((REFERENCE, 1.6), (TORCH, 3.5), (SKLEARN, 4.0)),
+             "B2": ((REFERENCE, 1.15), (TORCH, 2.0)),
+             "B3": ((TORCH, 3.0),)}
+C_STEP_OVER_GEMMS = 1.05     # a step may take this many times its own products
+C_VS_REFERENCE = 1.05        # fastbp this many times faster than the reference
+C_VS_TORCH32 = 1.15          # ... and than PyTorch eager in float32
 
 
 # --------------------------------------------------------------------------- settings
@@ -604,6 +611,11 @@ def workload_B(S, rep):
         elif MLPClassifier is None:
             rep.skip("B", name, SKLEARN, "scikit-learn is not importable")
         rep.target("B", f"{key} agreement fastbp vs reference", agree_ref, "<=", TOL64, "diff")
+        t_fast = float(np.median(times[FASTBP]))
+        for prefix, goal in B_TARGETS.get(key, ()):
+            impl = next((i for i in times if i.startswith(prefix)), None)
+            value = float(np.median(times[impl])) / t_fast if impl else None
+            rep.target("B", f"{key} speed-up vs {prefix}", value, ">=", goal, "x")
 
 
 def _torch_one_step(tr, start):
@@ -710,10 +722,11 @@ def workload_C(S, rep):
                        "diff")
         else:
             rep.figure("C", f"{key} agreement fastbp vs reference (float32)", agree_ref, "")
-        rep.figure("C", f"{key} fastbp step / its GEMMs alone (SciPy BLAS, in turns)",
-                   float(np.median(np.array(t_fast) / np.array(t_scipy))), "x",
-                   "median of per-round ratios; above 1: the time beyond the products "
-                   "(bias, activations, loss, update)")
+        rep.target("C", f"{key} fastbp step / its GEMMs alone (SciPy BLAS, in turns)",
+                   float(np.median(np.array(t_fast) / np.array(t_scipy))), "<=",
+                   C_STEP_OVER_GEMMS, "x")
+        rep.target("C", f"{key} speed-up vs reference",
+                   float(np.median(t_ref) / np.median(t_fast)), ">=", C_VS_REFERENCE, "x")
         rep.figure("C", f"{key} fastbp step / its GEMMs alone (np.matmul)",
                    float(np.median(t_fast) / np.median(t_numpy)), "x", "medians of blocks")
         if torch is not None:
@@ -724,6 +737,9 @@ def workload_C(S, rep):
             agree = _weights_diff(w1, check.weights())
             rep.time("C", name, TORCH + f" ({dtype})", times, "s/step", DEFAULT_THREADS,
                      agreement=agree, agreement_with=FASTBP + ", 1 step")
+            if dtype == "float32":
+                rep.target("C", f"{key} speed-up vs torch eager (float32)",
+                           float(np.median(times) / np.median(t_fast)), ">=", C_VS_TORCH32, "x")
             del tr, check
         else:
             rep.skip("C", name, TORCH, "PyTorch is not importable")
