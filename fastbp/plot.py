@@ -89,7 +89,7 @@ def _use_log(ax, arrays, logy):
     if finite.size and finite.min() > 0:
         # explicit limits first: autoscaling a log axis overflows near the float64
         # maximum (a diverged run); such values are drawn off the top of the axis
-        ax.set_ylim(finite.min() / 2, min(finite.max() * 2, 1e100))
+        ax.set_ylim(finite.min() / 1.25, min(finite.max() * 1.25, 1e100))
         ax.set_yscale("log")
 
 
