@@ -342,6 +342,11 @@ def build_parser():
                         "XOR run short; 500 with --quick; 0: no cap, both full runs, several "
                         "minutes)")
     p.set_defaults(func=cmd_demo)
+
+    # ---------------------------------------------------------------- bench (listed here,
+    # run by fastbp.bench, which parses its own options)
+    sub.add_parser("bench", help="time fastbp against the NumPy reference, PyTorch and "
+                                 "scikit-learn side by side (fastbp bench --help)")
     return parser
 
 
@@ -744,6 +749,10 @@ def _one_line(message):
 
 def main(argv=None):
     """Run the ``fastbp`` command on ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:       # the benchmark has its own options (fastbp bench --help)
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
     parser = build_parser()
     try:
         try:
@@ -751,7 +760,7 @@ def main(argv=None):
         except SystemExit as exc:     # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         if args.command is None:
-            raise CLIError("choose a command: train, compare, sweep or demo "
+            raise CLIError("choose a command: train, compare, sweep, demo or bench "
                            "(see 'fastbp --help')")
         return args.func(args)
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:

@@ -260,3 +260,12 @@ def test_demo_out_must_be_a_folder(capsys, tmp_path):
     rc, out, err = run(capsys, "demo", "--quick", "--out", f)
     assert_one_line_error(rc, err)
     assert list(tmp_path.iterdir()) == [f]
+
+
+def test_bench_is_a_fastbp_command(capsys):
+    from fastbp.cli import main
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--workloads" in out and "--quick" in out
