@@ -299,6 +299,9 @@ def load_cifar10(path, dtype="float32", max_records=None):
     Each file is size-checked before anything is read, and read through
     ``np.memmap`` (no per-record Python loop, no second uint8 copy in memory).
     """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a CIFAR-10 batch file or a folder of them, "
+                        f"got {type(path).__name__} {path!r}")
     dt = _resolve_dtype(dtype)
     if max_records is not None:
         max_records = _check_int(max_records, "max_records", minimum=1)

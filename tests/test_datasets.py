@@ -454,3 +454,8 @@ def test_import_does_not_load_sklearn():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
+
+
+def test_load_cifar10_names_a_path_of_the_wrong_type():
+    with pytest.raises(TypeError, match="path must be"):
+        load_cifar10(None)
