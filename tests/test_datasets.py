@@ -458,4 +458,4 @@ def test_import_does_not_load_sklearn():
 
 def test_load_cifar10_names_a_path_of_the_wrong_type():
     with pytest.raises(TypeError, match="path must be"):
-        load_cifar10(None)
+        ds.load_cifar10(None)
