@@ -13,9 +13,11 @@ import time
 
 import numpy as np
 
+from . import _memory
 from . import plan as P
 from ._config import ACTIVATIONS, DTYPES
 from .backend import get_backend
+from .io import check_path
 from .layers import (ACTIVATION_LAYERS, Activation, BatchNorm, Dense, Dropout, Identity, Layer,
                      Sigmoid, _check_float, _check_int)
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
@@ -23,6 +25,8 @@ from .optim import SGD, Adam, get_schedule
 
 _MAX_ORDER_ELEMENTS = 1 << 22      # shuffled orders precomputed per kernel call
 _TARGET_CALL_SECONDS = 0.1         # how long one kernel call may run (Ctrl-C latency)
+_THREAD_WORK = 1 << 21             # samples x params x epochs above which a call runs in a
+                                   # worker thread, so Ctrl-C is seen mid-call (below: ~ms)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -66,7 +70,36 @@ def _as_float_array(a, name, dtype):
         raise ValueError(f"{name} could not be read as an array: {exc}") from None
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):    # values beyond dtype's range: the caller says so
+        return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _all_finite(X, block=1 << 18):
+    """``np.isfinite(X).all()`` for a 2-D X, a block of rows at a time (no n x d temporary)."""
+    rows = max(1, block // max(1, X.shape[1]))
+    return all(np.isfinite(X[i:i + rows]).all() for i in range(0, X.shape[0], rows))
+
+
+def _non_finite(raw, name, dtype):
+    """Why ``raw`` is not finite as ``dtype``: NaN/inf given, or values beyond its range."""
+    try:
+        a = np.asarray(raw)
+        if a.dtype.kind in "biu" or (a.dtype.kind == "f" and np.isfinite(a).all()):
+            big = float(max(abs(a.max()), abs(a.min())))
+            return (f"{name} holds values up to {big:.3g} in magnitude, beyond the range of "
+                    f"{dtype.name} (about {float(np.finfo(dtype).max):.3g}); scale the data or "
+                    f"use dtype='float64'")
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return f"{name} contains NaN or infinite values"
+
+
+def _overflow(what, X, dtype):
+    """The error for a computation that overflowed although X was finite."""
+    big = float(max(abs(X.max()), abs(X.min())))
+    return FloatingPointError(
+        f"{what} overflowed to inf/NaN in {dtype.name} for this X (largest |value| {big:.3g}); "
+        f"scale the inputs (e.g. standardise them) or use dtype='float64'")
 
 
 class Sequential:
@@ -275,6 +308,7 @@ class Sequential:
 
     # ------------------------------------------------------------------ validation
     def _check_X(self, X, name="X"):
+        raw = X
         X = _as_float_array(X, name, self.dtype)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
@@ -283,8 +317,8 @@ class Sequential:
         if X.shape[1] != self.n_inputs:
             raise ValueError(f"{name} has {X.shape[1]} features but the model expects "
                              f"{self.n_inputs}")
-        if not np.isfinite(X).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
+        if not _all_finite(X):
+            raise ValueError(_non_finite(raw, name, self.dtype))
         return X
 
     def _check_y(self, y, n, name="y"):
@@ -326,7 +360,11 @@ class Sequential:
                              f"output(s), got {arr.shape}")
         if isinstance(self.loss, BinaryCrossEntropy) and (arr.min() < 0 or arr.max() > 1):
             raise ValueError(f"{name} must lie in [0, 1] for BinaryCrossEntropy")
-        return np.ascontiguousarray(arr, dtype=self.dtype), empty_i
+        with np.errstate(over="ignore"):
+            Yf = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(Yf).all():
+            raise ValueError(_non_finite(arr, name, self.dtype))
+        return Yf, empty_i
 
     # ------------------------------------------------------------------ inference
     def predict(self, X, batch_size=1024):
@@ -341,6 +379,8 @@ class Sequential:
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         self._ops.predict(buf["plan"], self._pf, self.params, self.state, X, self._out_sigmoid,
                           buf["ws"], batch, out)
+        if not _all_finite(out):
+            raise _overflow("the network's output", X, self.dtype)
         return out
 
     def predict_proba(self, X, batch_size=1024):
@@ -372,6 +412,8 @@ class Sequential:
         loss, correct = self._ops.evaluate(buf["plan"], self._pf, self.loss.code, self._lf,
                                            self.params, self.state, X, Yf, Yi, self._threshold,
                                            batch, buf["ws"], buf["ga"], buf["probs"])
+        if not math.isfinite(loss):
+            raise _overflow("the loss", X, self.dtype)
         return {"loss": float(loss), "accuracy": correct / X.shape[0]}
 
     def loss_and_grads(self, X, y, training=True):
@@ -399,6 +441,8 @@ class Sequential:
                                  .reshape(n, k), buf["ga"][:n * k].reshape(n, k))
         grads = np.zeros_like(self.params)
         ops.backward(buf["plan"], self._pf, self.params, X, buf["ws"], buf["ga"], buf["gb"], grads)
+        if not (math.isfinite(loss) and np.isfinite(grads).all()):
+            raise _overflow("the loss or its gradient", X, self.dtype)
         return float(loss), self._split(grads)
 
     def _has(self, kind):
@@ -435,7 +479,8 @@ class Sequential:
         if not isinstance(weights, (list, tuple)):
             raise TypeError("weights must be a list of arrays in get_weights() order")
         if len(weights) != len(shapes):
-            raise ValueError(f"expected {len(shapes)} arrays, got {len(weights)}")
+            raise ValueError(f"weights: expected {len(shapes)} arrays (in get_weights() "
+                             f"order), got {len(weights)}")
         arrays = []
         for i, (w, shape) in enumerate(zip(weights, shapes)):
             a = _as_float_array(w, f"weights[{i}]", self.dtype)
@@ -474,6 +519,8 @@ class Sequential:
         out = self._ops.layer_output(buf["plan"], buf["ws"], n).copy()
         if self._out_sigmoid:
             self._ops.act_forward(out.copy(), ACTIVATIONS["sigmoid"], out)
+        if not _all_finite(out):
+            raise _overflow("the network's output", X, self.dtype)
         return out
 
     __call__ = forward
@@ -523,6 +570,7 @@ class Sequential:
         epochs (atomically). Ctrl-C stops after the current step and returns
         the History with ``interrupted=True``.
         """
+        X = _memory.check_fit(self, X, batch_size, epochs, validation_data)   # before any copy
         X = self._check_X(X)
         Yf, Yi = self._check_y(y, X.shape[0])
         n = X.shape[0]
@@ -555,6 +603,7 @@ class Sequential:
             print_every = _check_int(print_every, "print_every")
         if checkpoint is not None:
             checkpoint_every = _check_int(checkpoint_every, "checkpoint_every")
+            checkpoint = check_path(checkpoint, "checkpoint")
         self._prepare_optimizer_state(opt)
         of = np.array(opt.settings(), dtype=np.float64)
         buf = self._workspace(batch)
@@ -586,7 +635,9 @@ class Sequential:
                 t0 = time.perf_counter()
                 train = (self._ops.train_epochs_online if batch == 1
                          else self._ops.train_epochs)
-                ran, status = train(
+                ran, status = _interruptible(
+                    train, stop_flag, (self._backend_name == "numpy"
+                                       or n * self.n_params * todo >= _THREAD_WORK),
                     buf["plan"], self._pf, self.loss.code, self._lf, opt.code, of, self.params,
                     self.grads, self.state, self._opt_a, self._opt_b, self._counters, X, Yf, Yi,
                     order.astype(np.int64, copy=False), lrs, self._threshold, stop_correct,
@@ -594,6 +645,20 @@ class Sequential:
                     buf["probs"], stop_flag, losses, corrects)
                 elapsed = time.perf_counter() - t0
                 ran, status = int(ran), int(status)
+                if status != 2 and not (np.isfinite(self.params).all()
+                                        and np.isfinite(self.state).all()):
+                    # the loss was finite but an update (or BatchNorm's running
+                    # statistics) overflowed: never hand back inf/NaN weights
+                    (self.params[...], self.state[...], self._opt_a[...], self._opt_b[...],
+                     self._counters[...]) = snapshot
+                    bar.close()
+                    hist.seconds = time.perf_counter() - t_start
+                    big = float(max(abs(X.max()), abs(X.min())))
+                    raise TrainingDivergedError(
+                        f"the weights overflowed to inf/NaN in epoch {self.epochs_trained + 1} "
+                        f"or shortly after; stopped, and the model keeps the weights from "
+                        f"before epoch {self.epochs_trained + 1}. Try a smaller lr (now {lr}) "
+                        f"or scale the inputs (largest |X| {big:.3g}).", hist)
                 for e in range(ran):
                     hist.loss.append(float(losses[e]))
                     hist.accuracy.append(corrects[e] / n)
@@ -687,6 +752,9 @@ def MLP(sizes, activation="sigmoid", output_activation="sigmoid", loss="mse", ba
     """
     if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
         raise ValueError("sizes must be a list [n_in, ..., n_out] of at least 2 integers")
+    for i, size in enumerate(sizes):
+        _check_int(size, f"sizes[{i}]")
+    dropout = _check_float(dropout, "dropout", 0.0, 1.0, high_open=True)
     for name in (activation, output_activation):
         if name not in ACTIVATION_LAYERS:
             raise ValueError(f"unknown activation {name!r}; expected one of "
@@ -724,6 +792,45 @@ class _CtrlC:
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
         return False
+
+
+def _interruptible(fn, flag, threaded, *args):
+    """``fn(*args)``, in a worker thread if ``threaded`` and called from the main thread.
+
+    Python runs signal handlers in the main thread between bytecodes only, so
+    a Numba kernel running a whole epoch would hold Ctrl-C off until it
+    returns. Here the kernel (compiled with nogil) runs in a worker while the
+    main thread waits; the handler sets ``flag``, which the kernel reads after
+    every step. A second Ctrl-C (KeyboardInterrupt) is raised only once the
+    worker has finished its current step, so no update is ever half-applied
+    (the NumPy reference, whose steps are Python code, always runs this way).
+    Calls of a few milliseconds skip the thread (~0.2 ms to start one).
+    """
+    if not threaded or threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    result = []
+
+    def work():
+        try:
+            result.append((True, fn(*args)))
+        except BaseException as exc:   # handed to the caller below
+            result.append((False, exc))
+
+    worker = threading.Thread(target=work, name="fastbp-train", daemon=True)
+    worker.start()
+    pending = None
+    while worker.is_alive():
+        try:
+            worker.join(0.05)
+        except KeyboardInterrupt as exc:
+            flag[0] = 1
+            pending = exc
+    ok, value = result[0]
+    if not ok:
+        raise value
+    if pending is not None:
+        raise pending
+    return value
 
 
 class _NoBar:
