@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from . import _memory
+from . import _threads
 from . import plan as P
 from ._config import ACTIVATIONS, DTYPES
 from .backend import get_backend
@@ -377,8 +378,9 @@ class Sequential:
         batch = min(_check_int(batch_size, "batch_size"), X.shape[0])
         buf = self._workspace(batch)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        self._ops.predict(buf["plan"], self._pf, self.params, self.state, X, self._out_sigmoid,
-                          buf["ws"], batch, out)
+        with _threads.limit(_threads.threads_for(buf["plan"], batch)):
+            self._ops.predict(buf["plan"], self._pf, self.params, self.state, X,
+                              self._out_sigmoid, buf["ws"], batch, out)
         if not _all_finite(out):
             raise _overflow("the network's output", X, self.dtype)
         return out
@@ -409,9 +411,11 @@ class Sequential:
         Yf, Yi = self._check_y(y, X.shape[0])
         batch = min(_check_int(batch_size, "batch_size"), X.shape[0])
         buf = self._workspace(batch)
-        loss, correct = self._ops.evaluate(buf["plan"], self._pf, self.loss.code, self._lf,
-                                           self.params, self.state, X, Yf, Yi, self._threshold,
-                                           batch, buf["ws"], buf["ga"], buf["probs"])
+        with _threads.limit(_threads.threads_for(buf["plan"], batch)):
+            loss, correct = self._ops.evaluate(buf["plan"], self._pf, self.loss.code, self._lf,
+                                               self.params, self.state, X, Yf, Yi,
+                                               self._threshold, batch, buf["ws"], buf["ga"],
+                                               buf["probs"])
         if not math.isfinite(loss):
             raise _overflow("the loss", X, self.dtype)
         return {"loss": float(loss), "accuracy": correct / X.shape[0]}
@@ -607,6 +611,7 @@ class Sequential:
         self._prepare_optimizer_state(opt)
         of = np.array(opt.settings(), dtype=np.float64)
         buf = self._workspace(batch)
+        blas = _threads.threads_for(buf["plan"], batch)
         stop_correct = 0 if stop_at_accuracy is None else max(1, math.ceil(stop_at_accuracy * n - 1e-9))
 
         hist = History()
@@ -633,16 +638,18 @@ class Sequential:
                 snapshot = (self.params.copy(), self.state.copy(), self._opt_a.copy(),
                             self._opt_b.copy(), self._counters.copy())
                 t0 = time.perf_counter()
-                train = (self._ops.train_epochs_online if batch == 1
+                train = (self._ops.select_online(buf["plan"], self.loss.code, opt.code,
+                                                 self.dtype.name) if batch == 1
                          else self._ops.train_epochs)
-                ran, status = _interruptible(
-                    train, stop_flag, (self._backend_name == "numpy"
-                                       or n * self.n_params * todo >= _THREAD_WORK),
-                    buf["plan"], self._pf, self.loss.code, self._lf, opt.code, of, self.params,
-                    self.grads, self.state, self._opt_a, self._opt_b, self._counters, X, Yf, Yi,
-                    order.astype(np.int64, copy=False), lrs, self._threshold, stop_correct,
-                    buf["ws"], buf["ga"], buf["gb"], buf["xb"], buf["yfb"], buf["yib"],
-                    buf["probs"], stop_flag, losses, corrects)
+                with _threads.limit(blas):
+                    ran, status = _interruptible(
+                        train, stop_flag, (self._backend_name == "numpy"
+                                           or n * self.n_params * todo >= _THREAD_WORK),
+                        buf["plan"], self._pf, self.loss.code, self._lf, opt.code, of, self.params,
+                        self.grads, self.state, self._opt_a, self._opt_b, self._counters, X, Yf, Yi,
+                        order.astype(np.int64, copy=False), lrs, self._threshold, stop_correct,
+                        buf["ws"], buf["ga"], buf["gb"], buf["xb"], buf["yfb"], buf["yib"],
+                        buf["probs"], stop_flag, losses, corrects)
                 elapsed = time.perf_counter() - t0
                 ran, status = int(ran), int(status)
                 if status != 2 and not (np.isfinite(self.params).all()
@@ -667,17 +674,24 @@ class Sequential:
                 done += ran
                 hist.epochs_run = done
                 if status == 2:   # non-finite loss
+                    bad_epoch = self.epochs_trained + 1
                     if not (np.isfinite(self.params).all() and np.isfinite(self.state).all()):
                         (self.params[...], self.state[...], self._opt_a[...], self._opt_b[...],
                          self._counters[...]) = snapshot
-                        kept = "the weights from before this call's first epoch"
+                        if ran:     # those epochs are undone: the History forgets them too
+                            for record in (hist.loss, hist.accuracy, hist.lr):
+                                del record[-ran:]
+                        self.epochs_trained -= ran
+                        done -= ran
+                        hist.epochs_run = done
+                        kept = f"the weights from before epoch {self.epochs_trained + 1}"
                     else:
                         kept = "the weights of the last step whose loss was finite"
                     bar.close()
                     hist.seconds = time.perf_counter() - t_start
                     raise TrainingDivergedError(
-                        f"the training loss became {losses[ran]} in epoch "
-                        f"{self.epochs_trained + 1}; stopped, and the model keeps {kept}. "
+                        f"the training loss became {losses[ran]} in epoch {bad_epoch}; "
+                        f"stopped, and the model keeps {kept}. "
                         f"Try a smaller lr (now {lr}).", hist)
                 if status == 3:
                     hist.interrupted, hist.stopped_early, hist.stop_reason = True, True, "interrupted"

@@ -428,3 +428,17 @@ def test_bad_fit_arguments_are_rejected(kwargs, match):
     X, y = data(k=4, labels=True)
     with pytest.raises((ValueError, TypeError), match=match):
         deep().fit(X, y, **kwargs)
+
+
+def test_divergence_rollback_keeps_history_and_epoch_count_consistent(backend):
+    """When fit rolls the weights back, the History and epoch count roll back with them."""
+    X, y = data(n=20, k=1)
+    m = fb.MLP([3, 8, 1], activation="relu", output_activation="identity", backend=backend)
+    m.fit(X, y, epochs=2, lr=0.01, batch_size=4)
+    with pytest.raises(fb.TrainingDivergedError) as info:
+        m.fit(X * 1e3, y * 1e3, epochs=200, lr=10.0, batch_size=4)
+    h = info.value.history
+    assert np.isfinite(m.params).all()
+    assert h.epochs_run == len(h.loss) == len(h.accuracy) == len(h.lr)
+    assert m.epochs_trained == 2 + h.epochs_run
+    assert all(np.isfinite(h.loss))
