@@ -7,12 +7,13 @@ from . import datasets
 from .io import load
 from .layers import BatchNorm, Dense, Dropout, Identity, ReLU, Sigmoid, Tanh
 from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
+from ._memory import MemoryBudgetError
 from .model import MLP, History, Sequential, TrainingDivergedError
 from .optim import SGD, Adam, ExponentialLR, StepLR
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "MLP", "History", "TrainingDivergedError", "Dense", "Sigmoid", "ReLU",
+__all__ = ["Sequential", "MLP", "History", "TrainingDivergedError", "MemoryBudgetError", "Dense", "Sigmoid", "ReLU",
            "Tanh", "Identity", "BatchNorm", "Dropout", "MSE", "SoftmaxCrossEntropy",
            "BinaryCrossEntropy", "SGD", "Adam", "StepLR", "ExponentialLR", "load", "datasets",
            "__version__"]

@@ -428,6 +428,8 @@ class Sequential:
         update, running statistics and counters stay as they are. Gradients
         come as a list in the order of :meth:`get_weights`.
         """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
         X = self._check_X(X)
         Yf, Yi = self._check_y(y, X.shape[0])
         n = X.shape[0]
@@ -578,6 +580,10 @@ class Sequential:
         X = self._check_X(X)
         Yf, Yi = self._check_y(y, X.shape[0])
         n = X.shape[0]
+        for flag, value in (("shuffle", shuffle), ("nesterov", nesterov),
+                            ("restore_best_weights", restore_best_weights)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{flag} must be True or False, got {value!r}")
         epochs = _check_int(epochs, "epochs")
         lr = _check_float(lr, "lr", 0.0, None, low_open=True)
         batch = _check_int(batch_size, "batch_size")

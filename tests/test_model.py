@@ -442,3 +442,12 @@ def test_divergence_rollback_keeps_history_and_epoch_count_consistent(backend):
     assert h.epochs_run == len(h.loss) == len(h.accuracy) == len(h.lr)
     assert m.epochs_trained == 2 + h.epochs_run
     assert all(np.isfinite(h.loss))
+
+
+def test_flags_must_be_booleans():
+    X, y = data(k=4, labels=True)
+    with pytest.raises(TypeError, match="shuffle"):
+        deep().fit(X, y, shuffle="yes")
+    with pytest.raises(TypeError, match="training"):
+        deep().loss_and_grads(X, y, training="no")
+    assert issubclass(fb.MemoryBudgetError, MemoryError)
