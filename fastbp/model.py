@@ -21,7 +21,7 @@ from .backend import get_backend
 from .io import check_path
 from .layers import (ACTIVATION_LAYERS, Activation, BatchNorm, Dense, Dropout, Identity, Layer,
                      Sigmoid, _check_float, _check_int)
-from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
+from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from .optim import SGD, Adam, get_schedule
 
 _MAX_ORDER_ELEMENTS = 1 << 22      # shuffled orders precomputed per kernel call

@@ -24,7 +24,7 @@ import sys
 import tempfile
 
 from .. import plan as P
-from .._config import IDENTITY, NUMBA_CACHE, RELU, SIGMOID, TANH
+from .._config import RELU, SIGMOID, TANH
 
 ENABLED = os.environ.get("FASTBP_SPECIALIZE", "1") not in ("0", "false", "no")
 _VERSION = 1            # bump when the generated text changes meaning
@@ -165,7 +165,7 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(0, "                        stop_correct, ws, ga, gb, xb, yfb, yib, probs, stop_flag,")
     emit(0, "                        losses, corrects):")
     emit(1, "n = X.shape[0]")
-    emit(1, f"half = ga.shape[0] // 2")
+    emit(1, "half = ga.shape[0] // 2")
     emit(1, f"sum_red = {'lf[%d] != 0.0' % P.L_SUM if loss_code == P.MSE else 'False'}")
     if loss_code == P.MSE:
         emit(1, f"f = 0.5 if lf[{P.L_HALF}] != 0.0 else 1.0")

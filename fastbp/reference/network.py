@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE, DROPOUT,
+from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
                     O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SOFTMAX_CE, STATE)
 from .activations import act_backward, act_forward, bias_act_forward
