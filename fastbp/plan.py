@@ -64,7 +64,10 @@ def layout(plan, batch):
 
 
 def max_width(plan):
-    return int(max(plan[:, N_IN].max(), plan[:, N_OUT].max()))
+    """The widest gradient backward holds: any row's output, or any row's input but
+    the first (the gradient of the network's input is never computed)."""
+    widest_in = plan[1:, N_IN].max() if plan.shape[0] > 1 else 0
+    return int(max(widest_in, plan[:, N_OUT].max()))
 
 
 def new_plan(n_rows):
