@@ -11,9 +11,8 @@ LLVM inlines) are called.
 
 Rows supported: Dense (+ fused activation), activation, Dropout; BatchNorm
 needs a batch of at least two and never reaches here. Losses: MSE, softmax
-cross-entropy, BCE on logits; optimizers: SGD (momentum, Nesterov, weight
-decay) and Adam, element by element as :mod:`fastbp.reference.optim` writes
-them.
+cross-entropy, BCE on logits; optimizers: the shared SGD and Adam ops of
+:mod:`fastbp.kernels.optim` (one call per sample).
 """
 import math
 
@@ -24,6 +23,7 @@ from ..plan import (ACT, ACTV, ADAM, AUX, BCE, C_DROPOUT, C_OPT, DENSE, F_A, KEY
                     L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2, O_EPS, O_MOMENTUM, O_NESTEROV,
                     O_WD, OUT, P_A, P_B, SOFTMAX_CE)
 from .network import NON_FINITE, INTERRUPTED, OK, REACHED_ACCURACY
+from .optim import adam_update, sgd_update
 from .rng import stream_base, uniform53_at
 
 
@@ -209,44 +209,6 @@ def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
 
 
 @njit
-def _update(opt_code, of, params, grads, opt_a, opt_b, step, lr):
-    t = params.dtype.type
-    wd = t(of[O_WD])
-    use_wd = of[O_WD] != 0.0
-    lrf = t(lr)
-    if opt_code == ADAM:
-        b1 = t(of[O_BETA1])
-        b2 = t(of[O_BETA2])
-        bc1 = 1.0 - math.pow(of[O_BETA1], step)
-        bc2 = 1.0 - math.pow(of[O_BETA2], step)
-        step_size = t(lr / bc1)
-        sq2 = t(math.sqrt(bc2))
-        eps = t(of[O_EPS])
-        for j in range(params.shape[0]):
-            gj = grads[j]
-            if use_wd:
-                gj = gj + wd * params[j]
-            mj = b1 * opt_a[j] + (t(1) - b1) * gj
-            vj = b2 * opt_b[j] + (t(1) - b2) * gj * gj
-            opt_a[j] = mj
-            opt_b[j] = vj
-            params[j] -= step_size * (mj / (np.sqrt(vj) / sq2 + eps))
-        return
-    mom = t(of[O_MOMENTUM])
-    use_mom = of[O_MOMENTUM] != 0.0
-    nesterov = of[O_NESTEROV] != 0.0
-    for j in range(params.shape[0]):
-        gj = grads[j]
-        if use_wd:
-            gj = gj + wd * params[j]
-        if use_mom:
-            vel = mom * opt_a[j] + gj
-            opt_a[j] = vel
-            gj = gj + mom * vel if nesterov else vel
-        params[j] -= lrf * gj
-
-
-@njit
 def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a,
                         opt_b, counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga,
                         gb, xb, yfb, yib, probs, stop_flag, losses, corrects):
@@ -274,7 +236,12 @@ def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, st
                 correct += 1
             _backward_one(plan, pf, params, grads, X, i, ws, ga, half)
             counters[C_OPT] += 1
-            _update(opt_code, of, params, grads, opt_a, opt_b, counters[C_OPT], lrs[e])
+            if opt_code == ADAM:
+                adam_update(params, grads, opt_a, opt_b, counters[C_OPT], lrs[e],
+                            of[O_BETA1], of[O_BETA2], of[O_EPS], of[O_WD])
+            else:
+                sgd_update(params, grads, opt_a, lrs[e], of[O_MOMENTUM], of[O_WD],
+                           of[O_NESTEROV] != 0.0)
             counters[C_DROPOUT] += 1
             if stop_flag[0] != 0:
                 losses[e] = total if sum_red else total / (s + 1)

@@ -27,7 +27,7 @@ from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = os.environ.get("FASTBP_SPECIALIZE", "1") not in ("0", "false", "no")
-_VERSION = 1            # bump when the generated text changes meaning
+_VERSION = 2            # bump when the generated text changes meaning
 _loaded = {}
 
 
@@ -176,6 +176,8 @@ def source(plan, loss_code, opt_code, dtype_name):
     if opt_code == P.ADAM:
         emit(1, f"b1 = T(of[{P.O_BETA1}])")
         emit(1, f"b2 = T(of[{P.O_BETA2}])")
+        emit(1, f"c1 = T(1.0 - of[{P.O_BETA1}])")
+        emit(1, f"c2 = T(1.0 - of[{P.O_BETA2}])")
         emit(1, f"eps = T(of[{P.O_EPS}])")
     else:
         emit(1, f"mom = T(of[{P.O_MOMENTUM}])")
@@ -271,21 +273,19 @@ def source(plan, loss_code, opt_code, dtype_name):
             emit(5, f"ga[{cur} + c] = ga[{cur} + c] * ws[{a} + c]")
     # the optimizer step over the flat buffer
     emit(3, f"counters[{P.C_OPT}] += 1")
-    if opt_code == P.ADAM:
+    if opt_code == P.ADAM:      # fastbp.kernels.optim.adam_update, term for term
         emit(3, f"step = counters[{P.C_OPT}]")
-        emit(3, f"bc1 = 1.0 - math.pow(of[{P.O_BETA1}], step)")
-        emit(3, f"bc2 = 1.0 - math.pow(of[{P.O_BETA2}], step)")
-        emit(3, "step_size = T(lrs[e] / bc1)")
-        emit(3, "sq2 = T(math.sqrt(bc2))")
+        emit(3, f"step_size = T(lrs[e] / (1.0 - math.pow(of[{P.O_BETA1}], float(step))))")
+        emit(3, f"sq2 = T(math.sqrt(1.0 - math.pow(of[{P.O_BETA2}], float(step))))")
         emit(3, "for j in range(params.shape[0]):")
         emit(4, "gj = grads[j]")
         emit(4, "if use_wd:")
         emit(5, "gj = gj + wd * params[j]")
-        emit(4, "mj = b1 * opt_a[j] + (T(1) - b1) * gj")
-        emit(4, "vj = b2 * opt_b[j] + (T(1) - b2) * gj * gj")
+        emit(4, "mj = b1 * opt_a[j] + c1 * gj")
+        emit(4, "vj = b2 * opt_b[j] + (c2 * gj) * gj")
         emit(4, "opt_a[j] = mj")
         emit(4, "opt_b[j] = vj")
-        emit(4, "params[j] -= step_size * (mj / (np.sqrt(vj) / sq2 + eps))")
+        emit(4, "params[j] -= step_size * mj / (np.sqrt(vj) / sq2 + eps)")
     else:
         emit(3, "for j in range(params.shape[0]):")
         emit(4, "gj = grads[j]")

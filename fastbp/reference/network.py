@@ -166,12 +166,11 @@ def count_correct(loss_code, out, yf, yi, threshold):
 
 
 def _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lr):
+    counters[C_OPT] += 1
     if opt_code == ADAM:
-        counters[C_OPT] += 1
         adam_update(params, grads, opt_a, opt_b, counters[C_OPT], lr,
                     of[O_BETA1], of[O_BETA2], of[O_EPS], of[O_WD])
     else:
-        counters[C_OPT] += 1
         sgd_update(params, grads, opt_a, lr, of[O_MOMENTUM], of[O_WD], of[O_NESTEROV] != 0.0)
 
 
