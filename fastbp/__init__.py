@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 __all__ = ["Sequential", "MLP", "History", "TrainingDivergedError", "MemoryBudgetError", "Dense", "Sigmoid", "ReLU",
            "Tanh", "Identity", "BatchNorm", "Dropout", "MSE", "SoftmaxCrossEntropy",
            "BinaryCrossEntropy", "SGD", "Adam", "StepLR", "ExponentialLR", "load", "datasets",
-           "__version__"]
+           "from_torch", "__version__"]
 
 
 def __getattr__(name):
@@ -24,4 +24,7 @@ def __getattr__(name):
     if name in ("plot", "bench"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
+    if name == "from_torch":    # torch itself is imported only when it is called
+        from .interop import from_torch
+        return from_torch
     raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

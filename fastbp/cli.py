@@ -343,6 +343,9 @@ def build_parser():
                         "minutes)")
     p.set_defaults(func=cmd_demo)
 
+    from .export import add_parser as add_export_parser     # fastbp export (ONNX)
+    add_export_parser(sub)
+
     # ---------------------------------------------------------------- bench (listed here,
     # run by fastbp.bench, which parses its own options)
     sub.add_parser("bench", help="time fastbp against the NumPy reference, PyTorch and "
@@ -760,7 +763,7 @@ def main(argv=None):
         except SystemExit as exc:     # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         if args.command is None:
-            raise CLIError("choose a command: train, compare, sweep, demo or bench "
+            raise CLIError("choose a command: train, compare, sweep, demo, export or bench "
                            "(see 'fastbp --help')")
         return args.func(args)
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:

@@ -737,6 +737,17 @@ class Sequential:
         from .io import save
         save(self, path)
 
+    def to_onnx(self, path=None, opset=13, fold_batchnorm=False):
+        """Export to ONNX (eval mode, this model's dtype, default opset 13); returns the
+        ``onnx.ModelProto``. See :func:`fastbp.export.to_onnx`."""
+        from .export import to_onnx
+        return to_onnx(self, path, opset=opset, fold_batchnorm=fold_batchnorm)
+
+    def to_torch(self):
+        """The equivalent ``torch.nn.Sequential`` (eval mode); see :func:`fastbp.interop.to_torch`."""
+        from .interop import to_torch
+        return to_torch(self)
+
     # ------------------------------------------------------------------ description
     def summary(self):
         """A table of layers, output shapes and parameter counts."""
