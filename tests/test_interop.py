@@ -223,6 +223,33 @@ def test_onnx_replaces_existing_file_whole(ort, tmp_path):
     _assert_nothing_written(tmp_path, ["m.onnx"])
 
 
+def test_onnx_input_contract(ort, tmp_path):
+    """The graph's input is named and typed: a wrong width or dtype is refused, not guessed."""
+    model = random_model("relu", "float64")
+    model.to_onnx(tmp_path / "m.onnx")
+    sess = session(ort, tmp_path / "m.onnx")
+    with pytest.raises(Exception, match="(?i)dim|shape"):
+        sess.run(None, {"input": np.zeros((3, 4))})
+    with pytest.raises(Exception, match="(?i)type"):
+        sess.run(None, {"input": np.zeros((3, 5), dtype=np.float32)})
+
+
+def test_missing_packages_clear_errors(tmp_path, capsys, monkeypatch):
+    model = random_model("relu", "float64")
+    model.save(tmp_path / "m.npz")
+    monkeypatch.setitem(sys.modules, "onnx", None)      # import onnx now raises ImportError
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"fastbp\[onnx\]"):
+        model.to_onnx(tmp_path / "m.onnx")
+    rc = cli.main(["export", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")])
+    assert rc == 2 and "fastbp[onnx]" in capsys.readouterr().err
+    with pytest.raises(ImportError, match="needs the torch package"):
+        model.to_torch()
+    with pytest.raises(ImportError, match="needs the torch package"):
+        fb.from_torch(object())
+    _assert_nothing_written(tmp_path, ["m.npz"])
+
+
 def test_cli_export(ort, tmp_path, capsys):
     model = random_model("softmax_ce", "float64")
     model.save(tmp_path / "m.npz")
