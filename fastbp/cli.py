@@ -343,6 +343,9 @@ def build_parser():
                         "minutes)")
     p.set_defaults(func=cmd_demo)
 
+    from . import _cli_trace
+    _cli_trace.add_parser(sub)
+
     # ---------------------------------------------------------------- bench (listed here,
     # run by fastbp.bench, which parses its own options)
     sub.add_parser("bench", help="time fastbp against the NumPy reference, PyTorch and "
