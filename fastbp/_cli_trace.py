@@ -191,10 +191,10 @@ def run(args):
         results = checks(t)
         ok = all(c["ok"] for c in results)
         text += "\n" + "\n".join(published(args.example, results))
-    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    encoding = getattr(sys.stdout, "encoding", None)
     try:
-        text.encode(encoding)
-    except (UnicodeEncodeError, LookupError):
+        text.encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):     # a terminal that cannot show δ, σ, ...
         args.ascii = True
     if args.ascii:
         from ._trace_text import _ASCII

@@ -4,7 +4,7 @@ from ._trace_text import _tag, _too_big, _values_only, add, equation, num, order
 
 
 def _summarise(fr, nm, limit, count, parts, arr=None, dx=None):
-    fr["lines"] += [summary(label, a, nm, name) for label, a, name in parts]
+    fr["lines"] += [summary(label, a, nm, name, grad=True) for label, a, name in parts]
     fr["lines"].append(_too_big(count, limit))
     if arr is not None and dx is not None:
         _values_only(fr, nm, "g", arr, dx, grad=True)

@@ -7,7 +7,7 @@ each value to the element of the drawn network it belongs to.
 import numpy as np
 
 from ._trace_text import (_ACT_TEXT, _shown, _tag, _too_big, _values_only, add, equation, frame,
-                          num, order, sub, summary)
+                          num, order, sub, summary, wrap)
 
 
 def _title(nm, i):
@@ -45,7 +45,8 @@ def start(trace, nm, limit):
                 ts = [f"{nm.el('y', j)} = {num(target[r, j])}" for j in range(target.shape[1])]
                 fr["items"] += [{"k": f"v:y:{j}", "r": r, "v": float(target[r, j]), "f": ts[j]}
                                 for j in range(target.shape[1])]
-            fr["lines"].append(f"{_tag(n, r)}input {', '.join(xs)}; target {', '.join(ts)}")
+            fr["lines"].append(wrap([f"{_tag(n, r)}input {xs[0]}"] + xs[1:]
+                                     + [f"target {ts[0]}"] + ts[1:]))
     else:
         _big(fr, limit, x.size, [("input x", x, "x")])
         _values_only(fr, nm, "v", "x", x)
@@ -69,7 +70,7 @@ def _weights(fr, nm, limit, P, W, b, key, label=""):
                 parts.append(f"{nm.el(P['b'], j)} = {num(b[j])}")
                 fr["items"].append({"k": f"{key}:{P['b']}:{j}", "r": -1, "v": float(b[j]),
                                     "f": parts[-1]})
-        fr["lines"].append(f"{label}{P['W']}: " + ", ".join(parts))
+        fr["lines"].append(wrap([f"{label}{P['W']}: {parts[0]}"] + parts[1:]))
         return
     fr["lines"].append(summary(label + P["W"], W, nm, P["W"]))
     fr["lines"].append(_too_big(W.size, limit))
@@ -249,9 +250,9 @@ def check(trace, nm):
     if old.size <= 64:
         for r in range(old.shape[0]):
             for j in range(old.shape[1]):
-                label = ("p" if before["loss"] == "cross_entropy" else nm.el(name, j))
-                label = f"{label}[{j + 1}]" if label == "p" else label
-                add(fr, f"n:{name}:{j}", new[r, j], f"{_tag(old.shape[0], r)}{label}: "
+                probs = before["loss"] == "cross_entropy"
+                label = f"p[{j + 1}]" if probs else nm.el(name, j)
+                add(fr, f"n:{'p' if probs else name}:{j}", new[r, j], f"{_tag(old.shape[0], r)}{label}: "
                     f"{num(old[r, j])} → {num(new[r, j])}", r)
     add(fr, "n:L", trace.after["loss"],
         f"{nm.L}: {num(before['value'])} → {num(trace.after['loss'])} "

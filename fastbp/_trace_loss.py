@@ -6,7 +6,7 @@ from ._trace_text import _tag, _too_big, _values_only, add, equation, num, sub, 
 
 
 def _summarise(fr, nm, limit, s, arr, count):
-    fr["lines"].append(summary(f"d{nm.L}/d{arr}", s["grad"], nm, arr))
+    fr["lines"].append(summary(f"d{nm.L}/d{arr}", s["grad"], nm, arr, grad=True))
     fr["lines"].append(_too_big(count, limit))
     add(fr, "v:L", s["value"], f"{nm.L} = {num(s['value'])}")
     _values_only(fr, nm, "g", arr, s["grad"], grad=True)

@@ -128,22 +128,37 @@ def _with_shapes(names, trace):
 
 
 # --------------------------------------------------------------------------- summaries
-def summary(label, arr, nm, name, top=5):
-    """One line about a large array: shape, norm, range and its largest entries."""
+def summary(label, arr, nm, name, grad=False, top=5):
+    """One line about a large array: shape, norm, range and its largest entries
+    (named as gradients ``dL/d...`` when ``grad``)."""
     a = np.asarray(arr, dtype=np.float64)
-    order = np.argsort(-np.abs(a).ravel(), kind="stable")[:top]
-    big = ", ".join(f"{_entry(nm, name, a.shape, int(f))} = {num(a.ravel()[f])}" for f in order)
+    picks = np.argsort(-np.abs(a).ravel(), kind="stable")[:top]
+    big = ", ".join(f"{_entry(nm, name, a.shape, int(f), grad)} = {num(a.ravel()[f])}"
+                    for f in picks)
     return (f"{label}: shape {a.shape}, ‖·‖₂ = {num(np.linalg.norm(a))}, min {num(a.min())}, "
             f"max {num(a.max())}; largest |entries|: {big}")
 
 
-def _entry(nm, name, shape, flat):
-    idx = np.unravel_index(flat, shape)
-    if name in ("x",) or len(shape) == 1:
-        return nm.el(name, int(idx[-1]))
-    if name.startswith("W"):
-        return nm.el(name, int(idx[0]), int(idx[1]))
-    return f"{nm.el(name, int(idx[1]))} (sample {int(idx[0]) + 1})"
+def _entry(nm, name, shape, flat, grad):
+    idx = [int(i) for i in np.unravel_index(flat, shape)]
+    pre = f"d{nm.L}/d" if grad else ""
+    if len(shape) == 1:
+        return pre + nm.el(name, idx[0])
+    if name[:1] in ("W", "γ", "β") and name not in nm.out.values():
+        return pre + nm.el(name, idx[0], idx[1])
+    return pre + nm.el(name, idx[1]) + (f" (sample {idx[0] + 1})" if shape[0] > 1 else "")
+
+
+def wrap(parts, sep=", "):
+    """Join ``parts`` with ``sep`` into lines of at most :data:`WIDTH` characters."""
+    lines, line = [], ""
+    for p in parts:
+        if line and len(line) + len(sep) + len(p) > WIDTH:
+            lines.append(line + sep.rstrip())
+            line = p
+        else:
+            line = f"{line}{sep}{p}" if line else p
+    return "\n".join(lines + [line])
 
 
 def _too_big(count, limit):

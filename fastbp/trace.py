@@ -120,18 +120,21 @@ class Trace:
 
 # --------------------------------------------------------------------------- the model's plan
 def _internals(model):
-    """What the step reads from the model beyond its public API, in one place:
-    per layer its plan row (or None when the loss took it over), the dropout
-    step counter, and the validators."""
-    rows = [model._plan[r] if r >= 0 else None for r in model._layer_rows]
-    rows += [None] * (len(model.layers) - len(rows))
+    """What the step reads from the model beyond its public API, in one place
+    (with the validators ``_check_X``, ``_check_y`` and ``_split``): per layer
+    its plan row and float settings (None when the loss took the layer over),
+    and the dropout step counter. The settings are passed to the ops as the
+    backends pass them (float64 scalars), so float32 models round alike."""
+    rows = [(model._plan[r], model._pf[r]) if r >= 0 else (None, None)
+            for r in model._layer_rows]
+    rows += [(None, None)] * (len(model.layers) - len(rows))
     return rows, int(model._counters[P.C_DROPOUT])
 
 
 def _bind(model, rows, params, state):
     """Per layer, its parameter (and running-statistic) views into the flat copies."""
     views = []
-    for layer, row in zip(model.layers, rows):
+    for layer, (row, pf) in zip(model.layers, rows):
         v = {}
         if isinstance(layer, Dense):
             pa, pb = int(row[P.P_A]), int(row[P.P_B])
@@ -143,9 +146,9 @@ def _bind(model, rows, params, state):
             d, pa, pb, s = layer.num_features, int(row[P.P_A]), int(row[P.P_B]), int(row[P.STATE])
             v.update(gamma=params[pa:pa + d], beta=params[pb:pb + d],
                      running_mean=state[s:s + d], running_var=state[s + d:s + 2 * d],
-                     offsets={"gamma": pa, "beta": pb})
-        elif isinstance(layer, Dropout) and row is not None:
-            v["key"] = int(row[P.KEY])
+                     offsets={"gamma": pa, "beta": pb}, momentum=pf[P.F_A], eps=pf[P.F_B])
+        elif isinstance(layer, Dropout):
+            v.update(key=int(row[P.KEY]), p=pf[P.F_A])
         views.append(v)
     return views
 
@@ -166,45 +169,44 @@ def _activation_forward(x, layer, folded):
     return y, {"kind": "activation", "name": layer.name, "x": x, "y": y, "folded": folded}
 
 
-def _batchnorm_forward(x, layer, v):
+def _batchnorm_forward(x, v):
     n, d = x.shape
     xhat, inv_std, y = np.empty_like(x), np.empty(d, dtype=x.dtype), np.empty_like(x)
     old_mean, old_var = v["running_mean"].copy(), v["running_var"].copy()
     batchnorm_forward_train(x, v["gamma"], v["beta"], v["running_mean"], v["running_var"],
-                            layer.momentum, layer.eps, xhat, inv_std, y)
+                            v["momentum"], v["eps"], xhat, inv_std, y)
     # the batch statistics behind inv_std, for display (the op keeps only inv_std)
     mean = x.sum(axis=0) / n
     var = ((x - mean) * (x - mean)).sum(axis=0) / n
     return y, {"kind": "batchnorm", "x": x, "mean": mean, "var": var, "inv_std": inv_std,
                "xhat": xhat, "gamma": v["gamma"].copy(), "beta": v["beta"].copy(), "y": y,
-               "momentum": layer.momentum, "eps": layer.eps, "running_mean": old_mean,
+               "momentum": float(v["momentum"]), "eps": float(v["eps"]), "running_mean": old_mean,
                "running_var": old_var, "running_mean_new": v["running_mean"].copy(),
                "running_var_new": v["running_var"].copy()}
 
 
-def _dropout_forward(x, layer, v, counter, mask=None):
+def _dropout_forward(x, v, counter, mask=None):
     if mask is None:
         mask = np.empty_like(x)
-        dropout_mask(v["key"], counter, layer.p, mask)
+        dropout_mask(v["key"], counter, v["p"], mask)
     y = np.empty_like(x)
     dropout_forward(x, mask, y)
-    return y, {"kind": "dropout", "p": layer.p, "key": v["key"], "counter": counter,
+    return y, {"kind": "dropout", "p": float(v["p"]), "key": v["key"], "counter": counter,
                "mask": mask, "x": x, "y": y}
 
 
 def _forward(model, rows, views, x, counter, masks=None):
     """Every layer's forward step (training mode) on ``x``; ``masks`` reuses dropout masks."""
     steps, inp = [], x
-    for i, (layer, row, v) in enumerate(zip(model.layers, rows, views)):
+    for i, (layer, (row, _), v) in enumerate(zip(model.layers, rows, views)):
         if isinstance(layer, Dense):
             out, rec = _dense_forward(inp, v)
         elif isinstance(layer, Activation):
             out, rec = _activation_forward(inp, layer, folded=row is None)
         elif isinstance(layer, BatchNorm):
-            out, rec = _batchnorm_forward(inp, layer, v)
+            out, rec = _batchnorm_forward(inp, v)
         elif isinstance(layer, Dropout):
-            out, rec = _dropout_forward(inp, layer, v, counter,
-                                        None if masks is None else masks[i])
+            out, rec = _dropout_forward(inp, v, counter, None if masks is None else masks[i])
         else:
             raise TypeError(f"layers[{i}]: cannot trace {type(layer).__name__}")
         rec.update(stage="forward", layer=i)
@@ -294,7 +296,7 @@ def _update(model, views, params, grads, lr):
     """One plain SGD step on the flat copies (the reference optimizer), and a
     record per parameter array."""
     old = params.copy()
-    sgd_update(params, grads, params[:0], lr, 0.0, 0.0, False)
+    sgd_update(params, grads, params[:0], np.float64(lr), 0.0, 0.0, False)
     steps = []
     for i, (layer, v) in enumerate(zip(model.layers, views)):
         for name, off in v.get("offsets", {}).items():
