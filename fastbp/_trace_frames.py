@@ -242,8 +242,10 @@ def _shown_updates(fr, nm, P, new):
 
 def check(trace, nm):
     """The same forward pass with the new weights: did the loss go down?"""
-    fr = _frame("check", "Check: the same forward pass with the new weights",
-                "(same batch, same dropout masks)", nm)
+    kinds = {s["kind"] for s in trace.stage("forward")}
+    same = "same batch" + (", same dropout masks" if "dropout" in kinds else "") + (
+        ", BatchNorm on this batch's statistics" if "batchnorm" in kinds else "")
+    fr = _frame("check", "Check: the same forward pass with the new weights", f"({same})", nm)
     before = trace.stage("loss")[0]
     old, new = before["prediction"], trace.after["prediction"]
     name = nm.last

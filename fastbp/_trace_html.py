@@ -84,7 +84,16 @@ def graph(trace, nm, frs, limit):
     edges += [{"id": f"to-loss:{j}", "from": f"{last}:{j}", "to": "loss", "loss": True}
               for j in _shown(cols[-1]["width"])]
     return {"nodes": nodes, "edges": edges, "ncols": len(cols) + 1,
-            "titles": ["input"] + [f"layer {c['layer'] + 1}" for c in cols[1:]] + ["loss"]}
+            "titles": [_col_title(c, col) for c, col in enumerate(cols)] + ["loss"]}
+
+
+def _col_title(c, col):
+    """"input", "layer 3" or "layers 1-4" (the model's layers whose values the column holds)."""
+    first, count = col["layer"], len(col["arrays"])
+    if c == 0:
+        return "input" if count == 1 else f"input, layer{'s' if count > 2 else ''} 1" + (
+            f"–{count - 1}" if count > 2 else "")
+    return f"layer {first + 1}" if count == 1 else f"layers {first + 1}–{first + count}"
 
 
 def _edge(nm, P, idx, src, dst, labelled):
@@ -102,6 +111,7 @@ def data(trace, limit=64, names=None):
             if not np.isfinite(it["v"]):
                 it["v"] = None
     return {"frames": frs, "graph": graph(trace, nm, frs, limit), "samples": int(trace.x.shape[0]),
+            "inputs": int(trace.x.shape[1]),
             "lr": trace.lr, "layers": trace.layers, "loss": trace.loss_repr}
 
 
