@@ -345,6 +345,8 @@ def build_parser():
 
     from .export import add_parser as add_export_parser     # fastbp export (ONNX)
     add_export_parser(sub)
+    from . import _cli_trace
+    _cli_trace.add_parser(sub)
 
     # ---------------------------------------------------------------- bench (listed here,
     # run by fastbp.bench, which parses its own options)
@@ -763,7 +765,7 @@ def main(argv=None):
         except SystemExit as exc:     # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         if args.command is None:
-            raise CLIError("choose a command: train, compare, sweep, demo, export or bench "
+            raise CLIError("choose a command: train, compare, sweep, demo, export, trace or bench "
                            "(see 'fastbp --help')")
         return args.func(args)
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:

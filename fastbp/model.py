@@ -731,6 +731,16 @@ class Sequential:
         hist.seconds = time.perf_counter() - t_start
         return hist
 
+    # ------------------------------------------------------------------ one step, shown
+    def trace(self, X, y, lr=0.01):
+        """Record one plain SGD step on (X, y) term by term, without changing the model.
+
+        Returns a :class:`fastbp.trace.Trace` (its ``text()`` is the worked
+        example, ``html(path)`` the interactive page); see :func:`fastbp.trace.trace`.
+        """
+        from .trace import trace
+        return trace(self, X, y, lr=lr)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path):
         """Write the model (architecture, weights, optimizer and RNG state) to one .npz."""
