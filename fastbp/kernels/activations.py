@@ -120,7 +120,17 @@ def act_forward(x, act, out):
 @njit
 def act_backward(dout, y, act, dx):
     """Numba kernel of :func:`fastbp.reference.activations.act_backward`."""
-    # dout (n, d), y (n, d), dx (n, d)
+    # dout (n, d), y (n, d), dx (n, d). In place (dx is dout), the same array is
+    # passed as both, so the compiler sees one pointer and vectorises the loop
+    # instead of falling back to scalar code after its overlap check.
+    if dout.ctypes.data == dx.ctypes.data:
+        _act_backward(dx, y, act, dx)
+    else:
+        _act_backward(dout, y, act, dx)
+
+
+@njit
+def _act_backward(dout, y, act, dx):
     if act == SIGMOID:
         sigmoid_backward(dout, y, dx)
     elif act == RELU:
@@ -136,7 +146,16 @@ def bias_act_forward(z, b, act, out):
     """Numba kernel of :func:`fastbp.reference.activations.bias_act_forward`."""
     # z (n, d), b (d,) or (0,), out (n, d); one pass: add bias, apply act, store.
     # The activation is chosen once, outside the loops, so each inner loop is
-    # branch-free over a contiguous row and vectorises.
+    # branch-free over a contiguous row and vectorises (in place: one array, as
+    # in act_backward).
+    if z.ctypes.data == out.ctypes.data:
+        _bias_act(out, b, act, out)
+    else:
+        _bias_act(z, b, act, out)
+
+
+@njit
+def _bias_act(z, b, act, out):
     if b.size == 0:
         act_forward(z, act, out)
     elif act == SIGMOID:

@@ -7,7 +7,7 @@ per-call overhead is paid once per call, not once per sample or batch.
 """
 import math
 
-from .._config import njit
+from .._config import IDENTITY, njit
 from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
                     O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE, STATE)
@@ -112,7 +112,8 @@ def _backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
             inp = x
             dx = _view(nxt, 0, 0, n_in)
         if kind == DENSE:
-            act_backward(dout, y, plan[r, ACTV], dout)
+            if plan[r, ACTV] != IDENTITY:   # identity: the gradient passes as it is
+                act_backward(dout, y, plan[r, ACTV], dout)
             W = _view(params, plan[r, P_A], n_in, n_out)
             dW = _view(grads, plan[r, P_A], n_in, n_out)
             db = _vec(grads, plan[r, P_B], n_out)

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from .._config import IDENTITY
 from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
                     O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE, STATE)
@@ -132,7 +133,8 @@ def _backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
             inp = x
             dx = _view(nxt, 0, 0, n_in)                      # not wanted
         if kind == DENSE:
-            act_backward(dout, y, row[ACTV], dout)            # d pre-activation, in place
+            if row[ACTV] != IDENTITY:   # identity: the gradient passes as it is
+                act_backward(dout, y, row[ACTV], dout)        # d pre-activation, in place
             W = _view(params, row[P_A], n_in, n_out)
             dW = _view(grads, row[P_A], n_in, n_out)
             db = _vec(grads, row[P_B], n_out)
