@@ -120,7 +120,17 @@ def act_forward(x, act, out):
 @njit
 def act_backward(dout, y, act, dx):
     """Numba kernel of :func:`fastbp.reference.activations.act_backward`."""
-    # dout (n, d), y (n, d), dx (n, d)
+    # dout (n, d), y (n, d), dx (n, d). In place (dx is dout), the same array is
+    # passed as both, so the compiler sees one pointer and vectorises the loop
+    # instead of falling back to scalar code after its overlap check.
+    if dout.ctypes.data == dx.ctypes.data:
+        _act_backward(dx, y, act, dx)
+    else:
+        _act_backward(dout, y, act, dx)
+
+
+@njit
+def _act_backward(dout, y, act, dx):
     if act == SIGMOID:
         sigmoid_backward(dout, y, dx)
     elif act == RELU:
@@ -134,20 +144,55 @@ def act_backward(dout, y, act, dx):
 @njit
 def bias_act_forward(z, b, act, out):
     """Numba kernel of :func:`fastbp.reference.activations.bias_act_forward`."""
-    # z (n, d), b (d,) or (0,), out (n, d); one pass: add bias, apply act, store
-    n, d = z.shape
-    has_b = b.size != 0
+    # z (n, d), b (d,) or (0,), out (n, d); one pass: add bias, apply act, store.
+    # The activation is chosen once, outside the loops, so each inner loop is
+    # branch-free over a contiguous row and vectorises (in place: one array, as
+    # in act_backward).
+    if z.ctypes.data == out.ctypes.data:
+        _bias_act(out, b, act, out)
+    else:
+        _bias_act(z, b, act, out)
+
+
+@njit
+def _bias_act(z, b, act, out):
+    if b.size == 0:
+        act_forward(z, act, out)
+    elif act == SIGMOID:
+        _bias_sigmoid(z, b, out)
+    elif act == RELU:
+        _bias_relu(z, b, out)
+    elif act == TANH:
+        _bias_tanh(z, b, out)
+    else:  # IDENTITY
+        _bias_identity(z, b, out)
+
+
+@njit
+def _bias_sigmoid(z, b, out):
     one = out.dtype.type(1)
+    for r in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            out[r, c] = _sigmoid(z[r, c] + b[c], one)
+
+
+@njit
+def _bias_relu(z, b, out):
     zero = out.dtype.type(0)
-    for r in range(n):
-        for c in range(d):
-            v = z[r, c]
-            if has_b:
-                v = v + b[c]
-            if act == SIGMOID:
-                v = _sigmoid(v, one)
-            elif act == RELU:
-                v = _relu(v, zero)
-            elif act == TANH:
-                v = np.tanh(v)
-            out[r, c] = v
+    for r in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            out[r, c] = _relu(z[r, c] + b[c], zero)
+
+
+@njit
+def _bias_tanh(z, b, out):
+    for r in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            out[r, c] = np.tanh(z[r, c] + b[c])
+
+
+@njit
+def _bias_identity(z, b, out):
+    for r in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            out[r, c] = z[r, c] + b[c]

@@ -2,50 +2,138 @@
 
 Products of fewer than ``SMALL_GEMM`` multiply-adds run as plain loops (a BLAS
 call costs about a microsecond before it does any work); larger ones call
-``np.dot`` with an output argument, which Numba maps to SciPy's BLAS GEMM
-without allocating. Transposed operands are F-contiguous views, which GEMM
-takes as they are; operands Numba types as non-contiguous views take the loops.
+BLAS ``?gemm`` directly (SciPy's, the library ``np.dot`` uses), with its
+transpose flags, leading dimensions and alpha/beta: no operand is copied, no
+output allocated, and an SGD step folds into the weight-gradient product
+(``W += -lr * x.T @ dout`` is one GEMM with beta = 1).
 """
 import numpy as np
-from numba.extending import overload
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from .._config import SMALL_GEMM, njit
 
 
+@intrinsic
+def _xgemm(typingctx, transa, transb, alpha, a, b, beta, c):
+    """Column-major BLAS ``?gemm``: c = alpha * op(a) @ op(b) + beta * c.
+
+    Calls Numba's ``numba_xxgemm`` helper (SciPy's BLAS, the one ``np.dot``
+    uses) by symbol name, so the compiled kernel can be cached. ``transa`` /
+    ``transb``: 0 or 1; ``a``, ``b``, ``c``: arrays of one float dtype whose
+    rows are contiguous (see :func:`_gemm_rm`). alpha and beta live on the
+    stack of the calling kernel: nothing is allocated.
+    """
+    dtype = c.dtype
+    sig = types.void(transa, transb, alpha, a, b, beta, c)
+
+    def codegen(context, builder, signature, args):
+        ta, tb, al, A, B, be, C = args
+        aty, bty, cty = signature.args[3], signature.args[4], signature.args[6]
+        arr_a = context.make_array(aty)(context, builder, A)
+        arr_b = context.make_array(bty)(context, builder, B)
+        arr_c = context.make_array(cty)(context, builder, C)
+        intp = context.get_value_type(types.intp)
+        char = ir.IntType(8)
+        voidp = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp,
+                                                 voidp, intp, voidp, intp, voidp, voidp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        llty = context.get_value_type(dtype)
+        al = context.cast(builder, al, signature.args[2], dtype)
+        be = context.cast(builder, be, signature.args[5], dtype)
+        p_al = cgutils.alloca_once_value(builder, al)
+        p_be = cgutils.alloca_once_value(builder, be)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(llty))
+
+        def rows_cols_ld(arr):
+            shape = cgutils.unpack_tuple(builder, arr.shape, 2)
+            strides = cgutils.unpack_tuple(builder, arr.strides, 2)
+            return shape[0], shape[1], builder.sdiv(strides[0], itemsize)
+
+        ra, ca, lda = rows_cols_ld(arr_a)
+        rb, cb, ldb = rows_cols_ld(arr_b)
+        rc, cc, ldc = rows_cols_ld(arr_c)
+        n_t = ir.Constant(char, ord("n"))
+        t_t = ir.Constant(char, ord("t"))
+        one = context.get_constant(types.intp, 1)
+        ta_b = builder.icmp_signed("!=", context.cast(builder, ta, signature.args[0], types.intp),
+                                   ir.Constant(intp, 0))
+        tb_b = builder.icmp_signed("!=", context.cast(builder, tb, signature.args[1], types.intp),
+                                   ir.Constant(intp, 0))
+        # Row-major C (m, n) = op(A) (m, k) @ op(B) (k, n) is column-major
+        # C^T = op(B)^T @ op(A)^T: B goes first, each with its own flag.
+        k = builder.select(ta_b, ra, ca)
+        kind = ir.Constant(char, ord("d" if dtype == types.float64 else "s"))
+        mx = lambda v: builder.select(builder.icmp_signed("<", v, one), one, v)  # noqa: E731
+        builder.call(fn, (kind, builder.select(tb_b, t_t, n_t), builder.select(ta_b, t_t, n_t),
+                          cc, rc, k, builder.bitcast(p_al, voidp),
+                          builder.bitcast(arr_b.data, voidp), mx(ldb),
+                          builder.bitcast(arr_a.data, voidp), mx(lda),
+                          builder.bitcast(p_be, voidp), builder.bitcast(arr_c.data, voidp),
+                          mx(ldc)))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit
-def _matmul_loops(a, b, out):
-    # a (m, k), b (k, n), out (m, n): out = a @ b, sum over k in order; any layout
+def _rows_contiguous(a):
+    return a.shape[0] <= 1 or a.shape[1] <= 1 or a.strides[1] == a.itemsize
+
+
+@njit
+def _gemm_rm(transa, transb, alpha, a, b, beta, c):
+    """Row-major ``c = alpha * op(a) @ op(b) + beta * c`` through BLAS (op: transpose if set).
+
+    Every operand is a 2-D array whose rows are contiguous (any row stride),
+    as the workspace views are; no operand is copied.
+    """
+    m, n = c.shape
+    if m == 0 or n == 0:
+        return
+    k = a.shape[0] if transa else a.shape[1]
+    if k == 0:
+        for r in range(m):
+            for j in range(n):
+                c[r, j] = c[r, j] * beta if beta != 0 else c.dtype.type(0)
+        return
+    _xgemm(transa, transb, alpha, a, b, beta, c)
+
+
+@njit
+def _matmul_loops(a, b, out, alpha, beta):
+    # a (m, k), b (k, n), out (m, n): out = a @ b (alpha 1, beta 0), sum over k in order,
+    # any layout; otherwise out = alpha * (a @ b) + beta * out
     m, k = a.shape
     n = b.shape[1]
-    zero = out.dtype.type(0)
+    t = out.dtype.type
+    zero = t(0)
+    plain = alpha == 1 and beta == 0
     for r in range(m):
-        for c in range(n):
-            out[r, c] = zero
-        for j in range(k):
-            av = a[r, j]
+        if plain:
             for c in range(n):
-                out[r, c] += av * b[j, c]
+                out[r, c] = zero
+            for j in range(k):
+                av = a[r, j]
+                for c in range(n):
+                    out[r, c] += av * b[j, c]
+        else:
+            for c in range(n):
+                acc = zero
+                for j in range(k):
+                    acc += a[r, j] * b[j, c]
+                out[r, c] = t(alpha) * acc + t(beta) * out[r, c]
 
 
-def _gemm(a, b, out):
-    """``out = a @ b``: BLAS for contiguous operands, loops otherwise.
-
-    Numba's ``np.dot(a, b, out)`` copies operands it cannot prove contiguous (an
-    allocation) and does not compile for such an ``out``; array views made inside
-    other kernels (``out[:, :k]``) can have that type, so they take the loops.
-    """
-    np.matmul(a, b, out=out)
-
-
-@overload(_gemm)
-def _gemm_typed(a, b, out):
-    if a.layout in "CF" and b.layout in "CF" and out.layout == "C":
-        def impl(a, b, out):
-            np.dot(a, b, out)
+@njit
+def _matmul(ta, tb, alpha, a, b, beta, c):
+    """``c = alpha * op(a) @ op(b) + beta * c``: BLAS, or loops for operands BLAS cannot take."""
+    if _rows_contiguous(a) and _rows_contiguous(b) and _rows_contiguous(c):
+        _gemm_rm(ta, tb, alpha, a, b, beta, c)
     else:
-        def impl(a, b, out):
-            _matmul_loops(a, b, out)
-    return impl
+        _matmul_loops(a.T if ta else a, b.T if tb else b, c, alpha, beta)
 
 
 @njit
@@ -55,13 +143,39 @@ def dense_forward(x, W, b, out):
     n, i = x.shape
     o = W.shape[1]
     if n * i * o < SMALL_GEMM:
-        _matmul_loops(x, W, out)  # (n, o)
+        _matmul_loops(x, W, out, 1.0, 0.0)  # (n, o)
     else:
-        _gemm(x, W, out)  # (n, o)
+        _matmul(0, 0, 1.0, x, W, 0.0, out)  # (n, o)
     if b.size != 0:
         for r in range(n):
             for c in range(o):
                 out[r, c] += b[c]
+
+
+@njit
+def _dx(dout, W, dx, small):
+    # dx (n, i) = dout (n, o) @ W.T
+    if small:
+        zero = dx.dtype.type(0)
+        for r in range(dout.shape[0]):
+            for k in range(W.shape[0]):  # dx[r, k] = dout[r, :] . W[k, :]
+                acc = zero
+                for c in range(W.shape[1]):
+                    acc += dout[r, c] * W[k, c]
+                dx[r, k] = acc
+    else:
+        _matmul(0, 1, 1.0, dout, W, 0.0, dx)  # (n, o) @ (o, i) -> (n, i)
+
+
+@njit
+def _colsum(dout, db):
+    # db (o,) = dout.sum(axis=0), rows in order
+    zero = db.dtype.type(0)
+    for c in range(db.shape[0]):
+        db[c] = zero
+    for r in range(dout.shape[0]):
+        for c in range(db.shape[0]):
+            db[c] += dout[r, c]
 
 
 @njit
@@ -71,31 +185,58 @@ def dense_backward(dout, x, W, dx, dW, db):
     n, o = dout.shape
     i = x.shape[1]
     small = n * i * o < SMALL_GEMM
-    zero = dW.dtype.type(0)
     if dx.shape[0] != 0:
-        if small:
-            for r in range(n):
-                for k in range(i):  # dx[r, k] = dout[r, :] . W[k, :]
-                    acc = zero
-                    for c in range(o):
-                        acc += dout[r, c] * W[k, c]
-                    dx[r, k] = acc
-        else:
-            _gemm(dout, W.T, dx)  # (n, o) @ (o, i) -> (n, i)
+        _dx(dout, W, dx, small)
     if small:
+        _xt_dout_loops(x, dout, dW, 1.0, 0.0)
+    else:
+        _matmul(1, 0, 1.0, x, dout, 0.0, dW)  # (i, n) @ (n, o) -> (i, o)
+    if db.size != 0:
+        _colsum(dout, db)
+
+
+@njit
+def dense_backward_sgd(dout, x, W, lr, dx, db):
+    """Numba kernel of :func:`fastbp.reference.dense.dense_backward_sgd`."""
+    # dout (n, o), x (n, i), W (i, o) updated, dx (n, i) or (0, i), db (o,) or (0,)
+    n, o = dout.shape
+    i = x.shape[1]
+    small = n * i * o < SMALL_GEMM
+    if dx.shape[0] != 0:
+        _dx(dout, W, dx, small)  # with W before its update
+    if small:
+        _xt_dout_loops(x, dout, W, -lr, 1.0)
+    else:
+        _matmul(1, 0, -lr, x, dout, 1.0, W)  # W += -lr * x.T @ dout, one GEMM
+    if db.size != 0:
+        _colsum(dout, db)
+
+
+@njit
+def _xt_dout_loops(x, dout, dW, alpha, beta):
+    # dW (i, o) = alpha * x.T @ dout + beta * dW; rows of x in order
+    n, i = x.shape
+    o = dout.shape[1]
+    t = dW.dtype.type
+    if beta == 0:
         for k in range(i):
             for c in range(o):
-                dW[k, c] = zero
+                dW[k, c] = t(0)
         for r in range(n):  # dW += outer(x[r], dout[r]), rows in order
             for k in range(i):
                 xv = x[r, k]
                 for c in range(o):
                     dW[k, c] += xv * dout[r, c]
+        if alpha != 1:
+            a = t(alpha)
+            for k in range(i):
+                for c in range(o):
+                    dW[k, c] *= a
     else:
-        _gemm(x.T, dout, dW)  # (i, n) @ (n, o) -> (i, o)
-    if db.size != 0:
-        for c in range(o):
-            db[c] = zero
-        for r in range(n):
+        a = t(-alpha)
+        for k in range(i):  # beta == 1: dW[k, c] -= (-alpha) * (x[:, k] . dout[:, c])
             for c in range(o):
-                db[c] += dout[r, c]
+                acc = t(0)
+                for r in range(n):
+                    acc += x[r, k] * dout[r, c]
+                dW[k, c] -= a * acc

@@ -7,13 +7,13 @@ per-call overhead is paid once per call, not once per sample or batch.
 """
 import math
 
-from .._config import njit
+from .._config import IDENTITY, njit
 from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
-                    O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SOFTMAX_CE, STATE)
+                    O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE, STATE)
 from .activations import act_backward, act_forward, bias_act_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
-from .dense import dense_backward, dense_forward
+from .dense import dense_backward, dense_backward_sgd, dense_forward
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .losses import bce_with_logits, mse_loss, softmax_cross_entropy
 from .optim import adam_update, sgd_update
@@ -86,6 +86,16 @@ def forward(plan, pf, params, state, x, ws, training, counter):
 @njit
 def backward(plan, pf, params, x, ws, ga, gb, grads):
     """Numba kernel of :func:`fastbp.reference.network.backward`."""
+    _backward(plan, pf, params, x, ws, ga, gb, grads, False, 0.0)
+
+
+@njit
+def _sgd_slice(params, grads, off, n, lr):
+    sgd_update(params[off:off + n], grads[off:off + n], params[:0], lr, 0.0, 0.0, False)
+
+
+@njit
+def _backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
     b = x.shape[0]
     cur = ga
     nxt = gb
@@ -102,11 +112,17 @@ def backward(plan, pf, params, x, ws, ga, gb, grads):
             inp = x
             dx = _view(nxt, 0, 0, n_in)
         if kind == DENSE:
-            act_backward(dout, y, plan[r, ACTV], dout)
+            if plan[r, ACTV] != IDENTITY:   # identity: the gradient passes as it is
+                act_backward(dout, y, plan[r, ACTV], dout)
             W = _view(params, plan[r, P_A], n_in, n_out)
             dW = _view(grads, plan[r, P_A], n_in, n_out)
             db = _vec(grads, plan[r, P_B], n_out)
-            dense_backward(dout, inp, W, dx, dW, db)
+            if step:
+                dense_backward_sgd(dout, inp, W, lr, dx, db)
+                if plan[r, P_B] >= 0:
+                    _sgd_slice(params, grads, plan[r, P_B], n_out, lr)
+            else:
+                dense_backward(dout, inp, W, dx, dW, db)
             cur, nxt = nxt, cur
         elif kind == ACT:
             act_backward(dout, y, plan[r, ACTV], dout)
@@ -118,6 +134,9 @@ def backward(plan, pf, params, x, ws, ga, gb, grads):
             pb = plan[r, P_B]
             batchnorm_backward(dout, xhat, inv_std, params[pa:pa + n_out], dx,
                                grads[pa:pa + n_out], grads[pb:pb + n_out])
+            if step:
+                _sgd_slice(params, grads, pa, n_out, lr)
+                _sgd_slice(params, grads, pb, n_out, lr)
             cur, nxt = nxt, cur
         elif pf[r, F_A] > 0.0:
             dropout_backward(dout, _view(ws, plan[r, AUX], b, n_out), dout)
@@ -228,6 +247,7 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
     n = X.shape[0]
     B = xb.shape[0]
     sum_red = loss_code == MSE and lf[L_SUM] != 0.0
+    fold = opt_code == SGD and of[O_MOMENTUM] == 0.0 and of[O_WD] == 0.0
     for e in range(lrs.shape[0]):
         perm = order[e % order.shape[0]]
         total = 0.0
@@ -250,8 +270,12 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
                 return e, NON_FINITE
             total += loss if sum_red else loss * b
             correct += count_correct(loss_code, out, yf, yi, threshold)
-            backward(plan, pf, params, x, ws, ga, gb, grads)
-            _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
+            if fold:    # plain SGD: each layer steps inside backward
+                counters[C_OPT] += 1
+                _backward(plan, pf, params, x, ws, ga, gb, grads, True, lrs[e])
+            else:
+                backward(plan, pf, params, x, ws, ga, gb, grads)
+                _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
             counters[C_DROPOUT] += 1
             if stop_flag[0] != 0:
                 losses[e] = total if sum_red else total / stop

@@ -53,3 +53,33 @@ def dense_backward(dout, x, W, dx, dW, db):
     np.matmul(x.T, dout, out=dW)  # (i, n) @ (n, o) -> (i, o)
     if db.size != 0:
         np.sum(dout, axis=0, out=db)  # (o,)
+
+
+def dense_backward_sgd(dout, x, W, lr, dx, db):
+    """:func:`dense_backward` with the plain SGD step of ``W`` applied at once.
+
+    Parameters
+    ----------
+    dout : (n, o) array
+        dL/d out.
+    x : (n, i) array
+        The forward input.
+    W : (i, o) array, updated
+        ``W -= lr * (x.T @ dout)``, after ``dx`` is computed from the old ``W``.
+    lr : float
+        Learning rate (rounded to the arrays' dtype, as :func:`fastbp.reference.optim.sgd_update` does).
+    dx : (n, i) array, written; or (0, i) when the input gradient is not wanted
+        ``dx = dout @ W.T`` with the weights before the step.
+    db : (o,) array, written; or (0,) for a layer without bias
+        ``db = dout.sum(axis=0)``, rows summed in order (the caller steps the bias).
+
+    The same numbers as :func:`dense_backward` followed by ``sgd_update`` with no
+    momentum or weight decay on ``W``; the Numba kernel does the weight step as
+    one GEMM with alpha = -lr and beta = 1, so the weight gradient is never stored.
+    """
+    if dx.shape[0] != 0:
+        np.matmul(dout, W.T, out=dx)  # (n, o) @ (o, i) -> (n, i)
+    lrf = W.dtype.type(lr)
+    W -= lrf * (x.T @ dout)  # (i, o)
+    if db.size != 0:
+        np.sum(dout, axis=0, out=db)  # (o,)

@@ -19,12 +19,13 @@ import math
 
 import numpy as np
 
+from .._config import IDENTITY
 from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
-                    O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SOFTMAX_CE, STATE)
+                    O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE, STATE)
 from .activations import act_backward, act_forward, bias_act_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
-from .dense import dense_backward, dense_forward
+from .dense import dense_backward, dense_backward_sgd, dense_forward
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .losses import bce_with_logits, mse_loss, softmax_cross_entropy
 from .optim import adam_update, sgd_update
@@ -101,6 +102,22 @@ def backward(plan, pf, params, x, ws, ga, gb, grads):
     which has the layout of ``params``. ``ga`` and ``gb`` (each at least
     b * widest layer) take turns holding the running gradient.
     """
+    _backward(plan, pf, params, x, ws, ga, gb, grads, False, 0.0)
+
+
+def _sgd_slice(params, grads, off, n, lr):
+    """Plain SGD on ``params[off:off + n]`` from the same slice of ``grads``."""
+    sgd_update(params[off:off + n], grads[off:off + n], params[:0], lr, 0.0, 0.0, False)
+
+
+def _backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
+    """:func:`backward`; with ``step``, also a plain SGD step at ``lr`` on every parameter.
+
+    Each layer's parameters take their step right after the layer's input
+    gradient is computed from them, so the result is that of backward followed
+    by ``sgd_update`` (no momentum, no weight decay), but the Dense weight
+    gradients are never stored (:func:`fastbp.reference.dense.dense_backward_sgd`).
+    """
     b = x.shape[0]
     cur, nxt = ga, gb
     for r in range(plan.shape[0] - 1, -1, -1):
@@ -116,11 +133,17 @@ def backward(plan, pf, params, x, ws, ga, gb, grads):
             inp = x
             dx = _view(nxt, 0, 0, n_in)                      # not wanted
         if kind == DENSE:
-            act_backward(dout, y, row[ACTV], dout)            # d pre-activation, in place
+            if row[ACTV] != IDENTITY:   # identity: the gradient passes as it is
+                act_backward(dout, y, row[ACTV], dout)        # d pre-activation, in place
             W = _view(params, row[P_A], n_in, n_out)
             dW = _view(grads, row[P_A], n_in, n_out)
             db = _vec(grads, row[P_B], n_out)
-            dense_backward(dout, inp, W, dx, dW, db)
+            if step:
+                dense_backward_sgd(dout, inp, W, lr, dx, db)
+                if row[P_B] >= 0:
+                    _sgd_slice(params, grads, row[P_B], n_out, lr)
+            else:
+                dense_backward(dout, inp, W, dx, dW, db)
             cur, nxt = nxt, cur
         elif kind == ACT:
             act_backward(dout, y, row[ACTV], dout)
@@ -131,6 +154,9 @@ def backward(plan, pf, params, x, ws, ga, gb, grads):
             batchnorm_backward(dout, xhat, inv_std, gamma, dx,
                                grads[row[P_A]:row[P_A] + n_out],
                                grads[row[P_B]:row[P_B] + n_out])
+            if step:
+                _sgd_slice(params, grads, row[P_A], n_out, lr)
+                _sgd_slice(params, grads, row[P_B], n_out, lr)
             cur, nxt = nxt, cur
         elif pf[r, F_A] > 0.0:  # DROPOUT with a mask (p == 0 passes the gradient through)
             dropout_backward(dout, _view(ws, row[AUX], b, n_out), dout)
@@ -244,6 +270,7 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
     n = X.shape[0]
     B = xb.shape[0]
     sum_red = loss_code == MSE and lf[L_SUM] != 0.0
+    fold = opt_code == SGD and of[O_MOMENTUM] == 0.0 and of[O_WD] == 0.0
     for e in range(lrs.shape[0]):
         perm = order[e % order.shape[0]]
         total, correct = 0.0, 0
@@ -265,8 +292,12 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
                 return e, NON_FINITE
             total += loss if sum_red else loss * b
             correct += count_correct(loss_code, out, yf, yi, threshold)
-            backward(plan, pf, params, x, ws, ga, gb, grads)
-            _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
+            if fold:    # plain SGD: each layer steps inside backward
+                counters[C_OPT] += 1
+                _backward(plan, pf, params, x, ws, ga, gb, grads, True, lrs[e])
+            else:
+                backward(plan, pf, params, x, ws, ga, gb, grads)
+                _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
             counters[C_DROPOUT] += 1
             if stop_flag[0] != 0:
                 losses[e] = total if sum_red else total / stop
