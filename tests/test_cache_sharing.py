@@ -62,7 +62,7 @@ FIT_PREDICT = """
     X, y = fb.datasets.generate_xor_easy()
     m = fb.MLP([2, 3, 1], seed=0)
     m.fit(X, y, epochs=2, lr=0.1, batch_size=1, shuffle=False)
-    print(repr(m.params.sum()))
+    print(repr(float(m.params.sum())))
 """
 
 

@@ -95,14 +95,30 @@ def test_sigterm_saves_the_model_and_exits_143(tmp_path, warm_cache):
     assert sorted(os.listdir(tmp_path)) == ["m.npz"]
 
 
-def _interrupt_the_long_fit(monkeypatch, times=1, gap=0.0):
+@pytest.fixture
+def quiet_after():
+    """Signals that arrive after the command returned are dropped, not raised in pytest."""
+    threads = []
+    old = signal.signal(signal.SIGINT, lambda *a: None)
+    yield threads
+    for t in threads:
+        t.join()
+    signal.signal(signal.SIGINT, old)
+
+
+def _interrupt_the_long_fit(monkeypatch, threads, times=1, gap=0.0):
     """Send Ctrl-C ``times`` times (``gap`` s apart) 0.3 s into the long fit of the run."""
     real_fit = fb.Sequential.fit
 
+    def ctrl_c():
+        for k in range(times):
+            time.sleep(0.3 if k == 0 else gap)
+            os.kill(os.getpid(), signal.SIGINT)
+
     def fit(self, *args, **kwargs):
         if kwargs.get("epochs", 1) > 1000:     # the real run, not the warm-up
-            for k in range(times):
-                threading.Timer(0.3 + k * gap, os.kill, (os.getpid(), signal.SIGINT)).start()
+            threads.append(threading.Thread(target=ctrl_c))
+            threads[-1].start()
         return real_fit(self, *args, **kwargs)
 
     monkeypatch.setattr(fb.Sequential, "fit", fit)
@@ -111,9 +127,10 @@ def _interrupt_the_long_fit(monkeypatch, times=1, gap=0.0):
 XOR_LONG = ("train", "--data", "xor", "--epochs", "100000000", "--stop-at-accuracy", "0")
 
 
-def test_a_second_ctrl_c_during_the_save_waits_for_it(capsys, tmp_path, monkeypatch):
+def test_a_second_ctrl_c_during_the_save_waits_for_it(capsys, tmp_path, monkeypatch,
+                                                     quiet_after):
     """Item: a quick double Ctrl-C ended with no model."""
-    _interrupt_the_long_fit(monkeypatch)
+    _interrupt_the_long_fit(monkeypatch, quiet_after)
     real_save = fb.Sequential.save
 
     def slow_save(self, path):                 # the second Ctrl-C lands inside the save
@@ -130,8 +147,9 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(capsys, tmp_path, monkeypa
     assert fb.load(out_file).epochs_trained == epochs > 0
 
 
-def test_a_quick_double_ctrl_c_during_fit_still_saves(capsys, tmp_path, monkeypatch):
-    _interrupt_the_long_fit(monkeypatch, times=2, gap=0.002)
+def test_a_quick_double_ctrl_c_during_fit_still_saves(capsys, tmp_path, monkeypatch,
+                                                      quiet_after):
+    _interrupt_the_long_fit(monkeypatch, quiet_after, times=2, gap=0.002)
     out_file = tmp_path / "m.npz"
     rc, out, err = run(capsys, *XOR_LONG, "--save", out_file)
     assert rc == 130, err
@@ -139,7 +157,8 @@ def test_a_quick_double_ctrl_c_during_fit_still_saves(capsys, tmp_path, monkeypa
     assert model.epochs_trained > 0 and np.isfinite(model.params).all()
 
 
-def test_ctrl_c_while_plotting_still_writes_the_model(capsys, tmp_path, monkeypatch):
+def test_ctrl_c_while_plotting_still_writes_the_model(capsys, tmp_path, monkeypatch,
+                                                     quiet_after):
     """Item: Ctrl-C after training, while --plot renders, exited 130 without the --save file."""
     from fastbp import plot
 
