@@ -302,8 +302,12 @@ def _make_cache_class():
             return cres
 
         def save_overload(self, sig, data):
-            with _file_lock(self._root, exclusive=True):
-                super().save_overload(sig, data)
+            try:
+                with _file_lock(self._root, exclusive=True):
+                    super().save_overload(sig, data)
+            except OSError as exc:      # a full disk: this kernel just stays uncached
+                say("save-failed", f"could not cache a compiled kernel in {self._root} "
+                                   f"({exc.strerror or exc})")
 
     return KernelCache
 
@@ -314,7 +318,7 @@ _kernel_cache_class = functools.lru_cache(maxsize=1)(_make_cache_class)
 def attach(dispatcher):
     """Cache ``dispatcher``'s machine code in fastbp's folder (or nowhere); return it."""
     root = folder()
-    if root is not None:
+    if root is not None and os.path.isfile(inspect.getfile(dispatcher.py_func)):
         dispatcher._cache = _kernel_cache_class()(dispatcher.py_func, root)
     _notice.install()
     return dispatcher

@@ -96,14 +96,31 @@ def test_sigterm_saves_the_model_and_exits_143(tmp_path, warm_cache):
 
 
 @pytest.fixture
-def quiet_after():
-    """Signals that arrive after the command returned are dropped, not raised in pytest."""
+def senders():
+    """Threads that send signals; the test waits for them (see :func:`run_settled`)."""
     threads = []
-    old = signal.signal(signal.SIGINT, lambda *a: None)
     yield threads
     for t in threads:
         t.join()
-    signal.signal(signal.SIGINT, old)
+
+
+def run_settled(capsys, threads, *argv):
+    """``run``, then wait until every signal sent has been handled.
+
+    A signal the command did not handle would surface as KeyboardInterrupt
+    here: inside the command it is a failure, after it a late stray.
+    """
+    rc = None
+    try:
+        rc = cli.main([str(a) for a in argv])
+        for t in threads:
+            t.join()
+        time.sleep(0.2)                 # let a pending handler run here, not in the asserts
+    except KeyboardInterrupt:
+        if rc is None:
+            raise AssertionError("Ctrl-C escaped the command") from None
+    out, err = capsys.readouterr()
+    return rc, out, err
 
 
 def _interrupt_the_long_fit(monkeypatch, threads, times=1, gap=0.0):
@@ -127,10 +144,9 @@ def _interrupt_the_long_fit(monkeypatch, threads, times=1, gap=0.0):
 XOR_LONG = ("train", "--data", "xor", "--epochs", "100000000", "--stop-at-accuracy", "0")
 
 
-def test_a_second_ctrl_c_during_the_save_waits_for_it(capsys, tmp_path, monkeypatch,
-                                                     quiet_after):
+def test_a_second_ctrl_c_during_the_save_waits_for_it(capsys, tmp_path, monkeypatch, senders):
     """Item: a quick double Ctrl-C ended with no model."""
-    _interrupt_the_long_fit(monkeypatch, quiet_after)
+    _interrupt_the_long_fit(monkeypatch, senders)
     real_save = fb.Sequential.save
 
     def slow_save(self, path):                 # the second Ctrl-C lands inside the save
@@ -140,25 +156,23 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(capsys, tmp_path, monkeypa
 
     monkeypatch.setattr(fb.Sequential, "save", slow_save)
     out_file = tmp_path / "m.npz"
-    rc, out, err = run(capsys, *XOR_LONG, "--save", out_file)
+    rc, out, err = run_settled(capsys, senders, *XOR_LONG, "--save", out_file)
     assert rc == 130, err
     assert "Traceback" not in err
     epochs = int(re.search(r"epochs run:\s+([\d,]+)", out).group(1).replace(",", ""))
     assert fb.load(out_file).epochs_trained == epochs > 0
 
 
-def test_a_quick_double_ctrl_c_during_fit_still_saves(capsys, tmp_path, monkeypatch,
-                                                      quiet_after):
-    _interrupt_the_long_fit(monkeypatch, quiet_after, times=2, gap=0.002)
+def test_a_quick_double_ctrl_c_during_fit_still_saves(capsys, tmp_path, monkeypatch, senders):
+    _interrupt_the_long_fit(monkeypatch, senders, times=2, gap=0.002)
     out_file = tmp_path / "m.npz"
-    rc, out, err = run(capsys, *XOR_LONG, "--save", out_file)
+    rc, out, err = run_settled(capsys, senders, *XOR_LONG, "--save", out_file)
     assert rc == 130, err
     model = fb.load(out_file)
     assert model.epochs_trained > 0 and np.isfinite(model.params).all()
 
 
-def test_ctrl_c_while_plotting_still_writes_the_model(capsys, tmp_path, monkeypatch,
-                                                     quiet_after):
+def test_ctrl_c_while_plotting_still_writes_the_model(capsys, tmp_path, monkeypatch):
     """Item: Ctrl-C after training, while --plot renders, exited 130 without the --save file."""
     from fastbp import plot
 
@@ -169,8 +183,8 @@ def test_ctrl_c_while_plotting_still_writes_the_model(capsys, tmp_path, monkeypa
 
     monkeypatch.setattr(plot, "plot_loss", slow_plot)
     out_file, plot_file = tmp_path / "m.npz", tmp_path / "loss.png"
-    rc, out, err = run(capsys, "train", "--data", "xor", "--epochs", "20", "--stop-at-accuracy",
-                       "0", "--save", out_file, "--plot", plot_file)
+    rc, out, err = run_settled(capsys, [], "train", "--data", "xor", "--epochs", "20",
+                               "--stop-at-accuracy", "0", "--save", out_file, "--plot", plot_file)
     assert rc == 130, err
     assert "while plotting" in err and "Traceback" not in err
     assert fb.load(out_file).epochs_trained == 20
