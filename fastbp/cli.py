@@ -4,12 +4,14 @@
     fastbp compare --data xor --epochs 200
     fastbp sweep   --data linear --lrs 0.1,0.5,1.0
     fastbp demo    --out fastbp-out
+    fastbp warmup  --dtype float32
 
 ``python -m fastbp`` is the same command. Every bad argument or input ends
 the command with one line on stderr, ``fastbp: error: ...``, and exit status
 2; nothing is written then (plots and saved models are written only after
 training succeeds). Ctrl-C during training stops after the current step:
-``train`` then saves the model if ``--save`` was given and exits with 130.
+``train`` then saves the model if ``--save`` was given and exits with 130;
+SIGTERM does the same and exits with 143 (see :mod:`fastbp._signals`).
 Training that diverges (the loss becomes NaN or infinite) exits with 1.
 """
 import argparse
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, datasets
+from . import __version__, _cache, _signals, _warmup, datasets
 from .demo import DEFAULT_SEED, SWEEP_LRS
 from .layers import ACTIVATION_LAYERS, INITS
 from .losses import MSE
@@ -267,6 +269,8 @@ def build_parser():
                    help="show a progress bar while training (on a terminal)")
     o.add_argument("--print-every", type=positive_int, metavar="N",
                    help="print the loss every N epochs")
+    o.add_argument("--quiet", action="store_true",
+                   help="no notice on stderr while kernels compile on first use")
     p.set_defaults(func=cmd_train)
 
     # ---------------------------------------------------------------- compare
@@ -347,6 +351,7 @@ def build_parser():
     add_export_parser(sub)
     from . import _cli_trace
     _cli_trace.add_parser(sub)
+    _warmup.add_parser(sub)
 
     # ---------------------------------------------------------------- bench (listed here,
     # run by fastbp.bench, which parses its own options)
@@ -541,7 +546,7 @@ def _fmt_time(t):
 
 
 # --------------------------------------------------------------------------- commands
-def _warm_up(s, args, data, backend, batch_size):
+def _warm_up(s, args, data, backend, batch_size, evaluate=False):
     """Compile (or load) the kernels this run needs, so timings measure training only."""
     model = build_model(s, args, backend)
     rows = min(data.X.shape[0], max(2, 2 * batch_size))
@@ -551,9 +556,13 @@ def _warm_up(s, args, data, backend, batch_size):
     kw["epochs"] = 1
     y = targets(data.labels[:rows], s["sizes"], s["loss"], data.X.dtype)
     model.fit(data.X[:rows], y, **kw)
+    if evaluate:
+        model.evaluate(data.X[:rows], y)
 
 
 def cmd_train(args):
+    if args.quiet:
+        _cache.quiet = True
     save_path = _output_path(args.save, "--save")
     plot_path = _output_path(args.plot, "--plot")
     data = load_data(args)
@@ -567,12 +576,49 @@ def cmd_train(args):
           f"{data.n_classes} classes)")
     print(f"model:    {desc_model}; {args.backend} backend, {args.dtype}, seed {args.seed}")
     print(f"training: {desc_train}", flush=True)
-    t0 = time.perf_counter()
-    _warm_up(s, args, data, args.backend, batch)
-    warm = time.perf_counter() - t0
-    kw = fit_kwargs(s, batch)
-    hist = model.fit(data.X, y, verbose=args.verbose, print_every=args.print_every, **kw)
+    with _signals.TrainSignals() as sig:
+        t0 = time.perf_counter()
+        try:
+            sig.run(_warm_up, s, args, data, args.backend, batch, True)
+        except KeyboardInterrupt:
+            _signals.note(sig, "while loading the kernels, before training; nothing saved")
+            return sig.exit_code
+        warm = time.perf_counter() - t0
+        try:
+            hist = model.fit(data.X, y, verbose=args.verbose, print_every=args.print_every,
+                             **fit_kwargs(s, batch))
+        except KeyboardInterrupt:       # a second Ctrl-C: fit stopped after its current step
+            hist = None
+        stopped = hist is None or hist.interrupted or sig.signum is not None
+        try:
+            _train_report(s, data, model, y, hist, warm)
+        except KeyboardInterrupt:
+            stopped = True
+        if save_path is not None:
+            with sig.saving():          # a signal now waits for the save to finish
+                save_path.parent.mkdir(parents=True, exist_ok=True)
+                model.save(save_path)
+            print(f"saved model: {save_path}", flush=True)
+        saved = f"; the model so far is saved in {save_path}" if save_path else ""
+        if stopped or sig.signum is not None:
+            _signals.note(sig, f"after {_epochs(model.epochs_trained)}{saved}"
+                          + (" (no plot written)" if plot_path else ""))
+            return sig.exit_code
+        try:
+            figures = _train_plots(s, data, model, hist, plot_path)
+        except KeyboardInterrupt:
+            _signals.note(sig, f"while plotting{saved} (plot not written)")
+            return sig.exit_code
+    for f in figures:
+        print(f"wrote plot:  {f}")
+    return EXIT_OK
 
+
+def _train_report(s, data, model, y, hist, warm):
+    """The summary lines of ``fastbp train``."""
+    if hist is None:
+        print(f"epochs run:  {model.epochs_trained:,} (interrupted)")
+        return
     if hist.stop_reason == "accuracy":
         stop = f" (stopped: training accuracy reached {s['stop_at_accuracy']})"
     elif hist.interrupted:
@@ -592,42 +638,30 @@ def cmd_train(args):
               f"({data.X_test.shape[0]} samples)")
     print(f"time:        {_fmt_time(hist.seconds)} training "
           f"({1e6 * hist.seconds / max(1, hist.epochs_run * data.X.shape[0]):.3g} us per "
-          f"sample), after a {_fmt_time(warm)} warm-up (loading the kernels)")
+          f"sample), after a {_fmt_time(warm)} warm-up (loading the kernels)", flush=True)
 
-    if hist.interrupted:
-        if save_path is not None:
-            save_path.parent.mkdir(parents=True, exist_ok=True)
-            model.save(save_path)
-            print(f"saved model: {save_path}")
-        print(f"fastbp: interrupted after {_epochs(hist.epochs_run)}"
-              + (f"; the model so far is saved in {save_path}" if save_path else "")
-              + (" (no plot written)" if plot_path else ""), file=sys.stderr)
-        return EXIT_INTERRUPTED
 
+def _train_plots(s, data, model, hist, plot_path):
+    """Write the loss curve (and for 2-D data the result figure); their paths."""
     figures = []
-    if plot_path is not None:
-        from . import plot as fbplot
-        figures.append(fbplot.plot_loss(
-            hist, plot_path, title=f"{data.name}: {'-'.join(map(str, s['sizes']))}, "
-                                   f"{_epochs(hist.epochs_run)}"))
-        if data.X.shape[1] == 2:
-            if model.n_outputs == 1:
-                def prob(g):          # the output, thresholded at 0.5 by predict_classes
-                    return model.predict(g)[:, 0]
-            else:
-                def prob(g):          # above 0.5 exactly where output 1 beats output 0
-                    out = model.predict(g)
-                    return 0.5 + 0.5 * (out[:, 1] - out[:, 0])
-            figures.append(fbplot.plot_result(
-                data.X, data.labels, model.predict_classes(data.X), _result_path(plot_path),
-                predict_fn=prob, title=f"{data.name} data after {_epochs(hist.epochs_run)}"))
-    if save_path is not None:
-        save_path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(save_path)
-        print(f"saved model: {save_path}")
-    for f in figures:
-        print(f"wrote plot:  {f}")
-    return EXIT_OK
+    if plot_path is None:
+        return figures
+    from . import plot as fbplot
+    figures.append(fbplot.plot_loss(
+        hist, plot_path, title=f"{data.name}: {'-'.join(map(str, s['sizes']))}, "
+                               f"{_epochs(hist.epochs_run)}"))
+    if data.X.shape[1] == 2:
+        if model.n_outputs == 1:
+            def prob(g):          # the output, thresholded at 0.5 by predict_classes
+                return model.predict(g)[:, 0]
+        else:
+            def prob(g):          # above 0.5 exactly where output 1 beats output 0
+                out = model.predict(g)
+                return 0.5 + 0.5 * (out[:, 1] - out[:, 0])
+        figures.append(fbplot.plot_result(
+            data.X, data.labels, model.predict_classes(data.X), _result_path(plot_path),
+            predict_fn=prob, title=f"{data.name} data after {_epochs(hist.epochs_run)}"))
+    return figures
 
 
 def cmd_compare(args):
@@ -765,7 +799,8 @@ def main(argv=None):
         except SystemExit as exc:     # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         if args.command is None:
-            raise CLIError("choose a command: train, compare, sweep, demo, export, trace or bench "
+            raise CLIError("choose a command: train, compare, sweep, demo, export, trace, warmup or "
+                           "bench "
                            "(see 'fastbp --help')")
         return args.func(args)
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:

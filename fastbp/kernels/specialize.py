@@ -8,35 +8,25 @@ and the optimizer baked in as constants, so LLVM unrolls the small loops and
 keeps values in registers. It also compiles as ONE function (the generic path
 compiles a dozen helpers), which cuts the cold first-call time.
 
-The source goes to a file in the cache folder (``$FASTBP_CACHE_DIR``, else
-``$XDG_CACHE_HOME/fastbp``, else ``~/.cache/fastbp``), named by a hash of its
-text, and is compiled with Numba's ``cache=True`` beside it: a second process
-that trains the same shape loads the machine code instead of compiling.
+The module runs from the text generated here (:func:`fastbp._cache.load_generated`);
+a copy named by a hash of that text goes to fastbp's private, versioned cache
+folder, where Numba caches its machine code: a second process that trains the
+same shape loads the machine code instead of compiling.
 Set ``FASTBP_SPECIALIZE=0`` to use the generic kernel instead.
 
 The arithmetic is the generic kernel's, in the same order, so both give the
 same bits (the tests check it), and the NumPy reference stays the truth.
 """
 import hashlib
-import importlib.util
 import os
-import sys
-import tempfile
 
+from .. import _cache
 from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = os.environ.get("FASTBP_SPECIALIZE", "1") not in ("0", "false", "no")
 _VERSION = 2            # bump when the generated text changes meaning
 _loaded = {}
-
-
-def cache_dir():
-    base = os.environ.get("FASTBP_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "fastbp")
-    return os.path.join(base, "kernels")
 
 
 def supports(plan):
@@ -329,26 +319,7 @@ def kernel(plan, loss_code, opt_code, dtype_name):
     fn = _loaded.get(digest)
     if fn is not None:
         return fn
-    name = f"fastbp_online_{digest}"
-    path = None
-    for folder in (cache_dir(), os.path.join(tempfile.gettempdir(), "fastbp-kernels")):
-        try:
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, name + ".py")
-            if not os.path.exists(path):
-                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-                with os.fdopen(fd, "w") as f:
-                    f.write(text)
-                os.replace(tmp, path)
-            break
-        except OSError:
-            path = None
-    if path is None:
-        return None
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    module = _cache.load_generated(f"fastbp_online_{digest}", text)
     fn = module.train_epochs_online
     _loaded[digest] = _loaded[key] = fn
     return fn
