@@ -274,7 +274,7 @@ class DaskExecutor:
         distributed = _distributed()
         if self.client is None:
             try:
-                self.client = distributed.Client(self.scheduler, timeout="20s")
+                self.client = distributed.Client(self.scheduler)
             except (OSError, TimeoutError) as exc:
                 raise OSError(f"cannot reach the Dask scheduler at {self.scheduler!r}: "
                               f"{exc}") from None

@@ -61,6 +61,14 @@ class Reporter:
     def params(self, task):
         return params_text(task["params"])
 
+    def note(self, line):
+        """One line of the report (above the bar, when there is one)."""
+        if self.bar is None:
+            self.log(line)
+        else:
+            with self.bar.external_write_mode():
+                self.log(line)
+
     def _consider(self, rec):
         if rec["status"] != "ok":
             return
@@ -76,15 +84,12 @@ class Reporter:
     def record(self, rec):
         self.index += 1
         self._consider(rec)
-        line = run_line(rec, self.index, self.total)
+        self.note(run_line(rec, self.index, self.total))
         if self.bar is not None:
-            self.bar.write(line, file=sys.stdout)
             self.bar.update(1)
             if self.best is not None:
                 self.bar.set_postfix_str(f"best {self.metric} {self.best[0]:.4g} "
                                          f"({params_text(self.best[1])})")
-        else:
-            self.log(line)
         if self.on_record is not None:
             self.on_record(rec)
 

@@ -260,63 +260,74 @@ def sweep(grid, data="linear", out=None, scheduler=None, workers=None, *, data_o
         raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
     axes = _check_grid(grid)
     fixed = _check_settings(settings, axes)
+    executor = make_executor(scheduler, workers, start_method)
     source = data if isinstance(data, DataSource) else DataSource(
         data, data_options, dtype=fixed.get("dtype", "float64"))
     tasks = _tasks(axes, fixed, source)
     results = ResultsFile(out) if out is not None else None
+    done, todo = _split(tasks, results, retry_failed)
+    shape = " x ".join(f"{n} ({len(v)})" for n, v in axes.items()) or "no axes"
+    log(f"grid:     {shape} = {_runs(len(tasks))}")
+    if results is not None:
+        log(f"results:  {out}: {_runs(len(done))} already there, {len(todo)} to run")
+    t0 = time.perf_counter()
+    try:
+        if todo:
+            _execute(executor, todo, source, results, done, max_attempts,
+                     Reporter(len(todo), list(done.values()), progress, log, on_record))
+    except KeyboardInterrupt:
+        raise _interrupted(tasks, done, out) from None
+    finally:
+        if results is not None:
+            results.close()
+    records = [done[t["key"]] for t in tasks]
+    failed = sum(r["status"] != "ok" for r in records)
+    log(f"done:     {_runs(len(records))} ({len(records) - failed} ok, {failed} failed), "
+        f"{time.perf_counter() - t0:.1f} s")
+    return records
+
+
+def _runs(n):
+    return f"{n} run{'s' if n != 1 else ''}"
+
+
+def _split(tasks, results, retry_failed):
+    """``({key: record} of the runs already in the results file, [tasks to run])``."""
     found = results.load() if results is not None else {}
-    done = {}
-    todo = []
+    done, todo = {}, []
     for t in tasks:
         rec = found.get(t["key"])
         if rec is not None and not (retry_failed and rec["status"] == "failed"):
             done[t["key"]] = rec
         else:
             todo.append(t)
-    shape = " x ".join(f"{n} ({len(v)})" for n, v in axes.items()) or "no axes"
-    log(f"grid:     {shape} = {len(tasks)} run{'s' if len(tasks) != 1 else ''}")
-    if results is not None:
-        log(f"results:  {out}: {len(done)} run{'s' if len(done) != 1 else ''} already there, "
-            f"{len(todo)} to run")
-    t0 = time.perf_counter()
-    try:
-        if todo:
-            _execute(todo, source, (scheduler, workers, start_method), results, done,
-                     max_attempts, Reporter(len(todo), list(done.values()), progress, log,
-                                            on_record))
-    except KeyboardInterrupt:
-        kept = [done[t["key"]] for t in tasks if t["key"] in done]
-        left = len(tasks) - len(kept)
-        where = (f"they are in {out}; run the same sweep with the same results file to do "
-                 f"the other {left}" if results is not None else
-                 "without a results file (out=... / --out FILE) none was kept")
-        raise SweepInterrupted(f"interrupted with {len(kept)} of {len(tasks)} runs finished; "
-                               f"{where}", kept) from None
-    finally:
-        if results is not None:
-            results.close()
-    records = [done[t["key"]] for t in tasks]
-    failed = sum(r["status"] != "ok" for r in records)
-    log(f"done:     {len(records)} runs ({len(records) - failed} ok, {failed} failed), "
-        f"{time.perf_counter() - t0:.1f} s")
-    return records
+    return done, todo
 
 
-def _execute(todo, source, how, results, done, max_attempts, report):
+def _interrupted(tasks, done, out):
+    kept = [done[t["key"]] for t in tasks if t["key"] in done]
+    left = len(tasks) - len(kept)
+    where = (f"they are in {out}; run the same sweep with the same results file to do the "
+             f"other {left}" if out is not None else
+             "without a results file (out=... / --out FILE) none was kept")
+    return SweepInterrupted(f"interrupted with {len(kept)} of {len(tasks)} runs finished; "
+                            f"{where}", kept)
+
+
+def _execute(executor, todo, source, results, done, max_attempts, report):
     """Warm the kernels, fan the runs out, collect them as they finish."""
-    executor = make_executor(*how)
     t0 = time.perf_counter()
     configs, compiles = warm(source, [t["config"] for t in todo])
     here = time.perf_counter() - t0
     executor.start(source)
     try:
-        report.log(f"executor: {executor.describe()}")
+        report.note(f"executor: {executor.describe()}")
         workers = executor.warm([t["config"] for t in todo])
-        report.log(f"kernels:  {configs} network configuration{'s' if configs != 1 else ''} "
-                   f"warmed here in {here:.1f} s ({compiles} Numba compilation"
-                   f"{'s' if compiles != 1 else ''})"
-                   + (f"; then on {len(workers)} workers ({sum(workers.values())} compilations)"
-                      if workers else ""))
+        report.note(f"kernels:  {configs} network configuration{'s' if configs != 1 else ''} "
+                    f"warmed here in {here:.1f} s ({compiles} Numba compilation"
+                    f"{'s' if compiles != 1 else ''})"
+                    + (f"; then on {len(workers)} workers ({sum(workers.values())} "
+                       f"compilations)" if workers else ""))
         for t in todo:
             executor.submit(t)
         left = len(todo)
@@ -324,7 +335,7 @@ def _execute(todo, source, how, results, done, max_attempts, report):
             for task, rec in executor.done(0.25):
                 if isinstance(rec, str) and rec == LOST:
                     if task["attempt"] < max_attempts:
-                        report.log(f"  (a worker died; running {report.params(task)} again)")
+                        report.note(f"  (a worker died; running {report.params(task)} again)")
                         executor.submit(dict(task, attempt=task["attempt"] + 1))
                         continue
                     rec = _lost(task)

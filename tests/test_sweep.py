@@ -239,6 +239,14 @@ def test_summary_mean_and_spread_over_seeds(serial):
     assert "mean ± std over 3 seeds" in text and text.splitlines()[1].startswith("1 ")
 
 
+def test_progress_bar_shows_the_best_so_far(capsys):
+    lines = []
+    fb.sweep({"lr": [0.1, 0.5]}, workers=0, progress=True, log=lines.append, **XOR)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "best final_loss" in err and "lr=" in err
+    assert sum(line.startswith("  [") for line in lines) == 2
+
+
 def test_seed000_lr_sweep_through_the_api(tmp_path, monkeypatch):
     """Seed 000: ten lrs, 1,000 full-batch epochs each from the same start; larger rates
     fall faster. The API gives the demo's curves bit for bit, and the figure is one call."""
