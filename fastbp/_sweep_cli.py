@@ -16,7 +16,7 @@ import time
 
 from . import cli
 from .demo import SWEEP_LRS
-from .sweep import SweepInterrupted, format_summary, summarize, sweep
+from .sweep import SweepError, SweepInterrupted, format_summary, summarize, sweep
 from ._sweep_run import PARAMS, DataSource, coerce
 
 # Defaults by data set (each option overrides its own): the 2-D sets train seed
@@ -206,6 +206,12 @@ def run(args):
         sys.stdout.flush()
         print(f"fastbp: {exc}", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
+    except ImportError as exc:          # --scheduler without dask.distributed installed
+        raise cli.CLIError(str(exc)) from None
+    except SweepError as exc:
+        sys.stdout.flush()
+        print(f"fastbp: error: {exc}", file=sys.stderr)
+        return cli.EXIT_FAILED
     print(format_summary(summarize(records), top=args.top))
     by = args.by.replace("-", "_") if args.by else next((a for a in axes if a != "seed"), "seed")
     from . import plot as fbplot

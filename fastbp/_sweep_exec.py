@@ -278,7 +278,12 @@ class DaskExecutor:
             except (OSError, TimeoutError) as exc:
                 raise OSError(f"cannot reach the Dask scheduler at {self.scheduler!r}: "
                               f"{exc}") from None
-        self.client.wait_for_workers(1, timeout=120)
+        try:
+            self.client.wait_for_workers(1, timeout=120)
+        except TimeoutError:
+            raise SweepError(f"no Dask worker joined the scheduler at "
+                             f"{self.client.scheduler.address} within 120 s; start some with "
+                             f"'dask worker {self.client.scheduler.address}'") from None
         self.n_workers = len(self.client.nthreads())
         self.source = source
         self.ref = (self.client.scatter(source, broadcast=True, hash=False)

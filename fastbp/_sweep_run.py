@@ -57,7 +57,7 @@ _VALUE_ONLY = ("seed", "lr", "epochs", "momentum", "weight_decay", "eps", "betas
 _COMMON = dict(sizes=None, output_activation=None, reduction="mean", batchnorm=False,
                dropout=0.0, bias=True, dtype="float64", backend="numba", seed=39, lr=0.1,
                batch_size=None, shuffle=False, optimizer="sgd", momentum=0.0, nesterov=False,
-               weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, lr_decay=None,
+               weight_decay=0.0, betas=[0.9, 0.999], eps=1e-8, lr_decay=None,
                stop_at_accuracy=None, patience=None, min_delta=0.0)
 DEFAULTS = {
     "toy": dict(_COMMON, hidden=[4], activation="sigmoid", loss="mse", init="uniform",
@@ -98,12 +98,16 @@ def coerce(name, value):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
             raise ValueError(bad + ("expected a list of layer sizes" if kind == "ints"
                                     else "expected two numbers"))
-        items = [coerce("batch_size" if kind == "ints" else "eps", v) for v in value]
-        if kind == "pair" and len(items) != 2:
-            raise ValueError(bad + "expected two numbers")
+        try:
+            items = [coerce("batch_size" if kind == "ints" else "eps", v) for v in value]
+        except ValueError:
+            items = None
+        if items is None or (kind == "pair" and len(items) != 2):
+            raise ValueError(bad + ("expected positive integers" if kind == "ints"
+                                    else "expected two positive numbers"))
         if name == "sizes" and len(items) < 2:
             raise ValueError(bad + "expected at least two layer sizes (input and output)")
-        return items if kind == "ints" else tuple(items)
+        return items
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise ValueError(bad + f"expected {'an integer' if kind == 'int' else 'a number'}")
     if kind == "int":
@@ -280,7 +284,6 @@ def resolve(point, settings, source):
     if c["output_activation"] is None:
         c["output_activation"] = "identity" if c["loss"] == "cross_entropy" else "sigmoid"
     c["batch_size"] = min(c["batch_size"] or data.n, data.n)
-    c["betas"] = list(c["betas"])
     return {k: c[k] for k in MODEL_KEYS + FIT_KEYS + ("lr_decay",)}
 
 
@@ -298,7 +301,7 @@ def _build(c, data):
                 loss=loss, backend=c["backend"], dtype=c["dtype"], seed=c["seed"], init=c["init"],
                 batchnorm=c["batchnorm"], dropout=c["dropout"], bias=c["bias"])
     kw = {k: c[k] for k in FIT_KEYS}
-    kw["betas"] = tuple(kw["betas"])
+    kw["betas"] = tuple(kw["betas"])        # a list in the (JSON) settings
     if c["lr_decay"] not in (None, 1.0):
         kw["lr_schedule"] = ExponentialLR(c["lr_decay"])
     if data.X_val is not None:

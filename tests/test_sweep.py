@@ -102,6 +102,25 @@ def test_grid_over_model_settings_and_validation_data():
     assert rows[0]["metric"] == "final_val_loss"
 
 
+def test_named_image_sets_digits_and_a_cifar10_file(tmp_path):
+    recs = fb.sweep({"lr": [0.05]}, data="digits", hidden=[8], epochs=2, batch_size=64,
+                    workers=0)
+    r = recs[0]
+    assert r["status"] == "ok", r["error"]
+    assert r["config"]["sizes"] == [64, 8, 10] and r["config"]["loss"] == "cross_entropy"
+    assert len(r["val_accuracy"]) == 2 and r["data"] == {"name": "digits", "dtype": "float64",
+                                                         "data_seed": 0}
+    rng = np.random.default_rng(0)
+    path = fb.datasets.write_cifar10(tmp_path / "data_batch_1.bin",
+                                     rng.integers(0, 256, (20, 3072), dtype=np.uint8),
+                                     rng.integers(0, 10, 20))
+    recs = fb.sweep({"seed": [0, 1]}, data=path, hidden=[4], epochs=1, batch_size=8,
+                    workers=0)
+    assert [r["status"] for r in recs] == ["ok", "ok"], recs[0]["error"]
+    assert recs[0]["config"]["sizes"] == [3072, 4, 10]
+    assert recs[0]["data"]["cifar_path"] == str(Path(path).resolve())
+
+
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "r.jsonl"
     recs = fb.sweep({"lr": [0.1, 1e6], "loss": ["mse", "bce"]}, data="linear", out=out,
@@ -378,7 +397,7 @@ def test_command_parses_every_kind_of_value():
     assert grid_axis("sizes=2-4-1") == ("sizes", [[2, 4, 1]])
     assert grid_axis("batch-size=1,full") == ("batch_size", [1, None])
     assert grid_axis("nesterov=true,no") == ("nesterov", [True, False])
-    assert grid_axis("betas=0.9:0.99") == ("betas", [(0.9, 0.99)])
+    assert grid_axis("betas=0.9:0.99") == ("betas", [[0.9, 0.99]])
     assert grid_axis("optimizer=sgd,adam") == ("optimizer", ["sgd", "adam"])
 
 
