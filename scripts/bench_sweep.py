@@ -18,6 +18,11 @@ the worker time not spent inside the runs: (workers x wall - sum of the runs'
 own seconds) / runs, and separately the wall time per run of 40 one-epoch
 runs on the XOR points. Every executor must give the same weights, bit for bit.
 
+A control shows what the machine allows at the moment: the same 40 trainings as
+plain ``fit`` loops in N bare forked processes (no sweep machinery), against
+the same loop in this process. On a busy machine the executors can only come
+as close to N times as this ceiling does.
+
     python scripts/bench_sweep.py [--epochs 2000] [--rounds 2] [--workers 2] [--json PATH]
 """
 import argparse
@@ -50,6 +55,34 @@ def measure(name, grid, settings, n_workers, rounds, results, **how):
                      "weights": [r["weights_sha256"] for r in recs]}
 
 
+def _plain(runs, epochs):
+    X, y = fb.datasets.generate_linear(500, seed=0)
+    for lr, seed in runs:
+        fb.MLP([2, 4, 4, 1], init="uniform", seed=seed).fit(
+            X, y, epochs=epochs, lr=lr, batch_size=1, shuffle=False)
+
+
+def control(n_workers, epochs, rounds):
+    """Best-of-rounds wall time of the bare loops: (in this process, in n processes)."""
+    import multiprocessing as mp
+    runs = [(lr, seed) for lr in LRS for seed in SEEDS]
+    ctx = mp.get_context("fork")
+    one, many = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        _plain(runs, epochs)
+        one.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        procs = [ctx.Process(target=_plain, args=(runs[i::n_workers], epochs))
+                 for i in range(n_workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        many.append(time.perf_counter() - t0)
+    return min(one), min(many)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=2000, help="epochs per run (default 2000)")
@@ -70,6 +103,7 @@ def main(argv=None):
     res, over = {}, {}
     measure("serial", grid, settings, 1, args.rounds, res, workers=0)
     measure("local", grid, settings, args.workers, args.rounds, res, workers=args.workers)
+    ctl = control(args.workers, args.epochs, args.rounds)
     measure("serial", grid, tiny, 1, 1, over, workers=0)
     measure("local", grid, tiny, args.workers, 1, over, workers=args.workers)
     if not args.no_dask:
@@ -106,6 +140,10 @@ def main(argv=None):
               f"{'' if same else '  WEIGHTS DIFFER'}")
     if "dask_cluster_start_s" in res:
         print(f"(Dask LocalCluster start-up, not timed above: {res['dask_cluster_start_s']:.1f} s)")
+    print(f"control, bare fit loops: {ctl[0]:.2f} s in this process, {ctl[1]:.2f} s in "
+          f"{args.workers} processes: the machine allows {ctl[0] / ctl[1]:.2f}x now")
+    res["control"] = {"one_process_s": ctl[0], "processes_s": ctl[1],
+                      "ceiling": ctl[0] / ctl[1]}
     print(f"sum of the runs' own time: serial {res['serial']['sum_run_s']:.2f} s; every "
           f"executor gave the same weights: {'yes' if ok else 'NO'}")
     if args.json:
