@@ -142,14 +142,17 @@ def format_summary(rows, top=10):
     repeats = max(r["runs"] for r in rows)
     over = (f"mean ± std over {repeats} seeds" if any(r["seeds"] for r in rows) and repeats > 1
             else "one run each")
-    head = ["rank"] + names + [f"{metric} ({over})", "min", "max", "ok/runs"]
+    spread = repeats > 1
+    head = ["rank"] + names + [f"{metric} ({over})"] + (["min", "max"] if spread else []) \
+        + ["ok/runs"]
     table = []
     for i, r in enumerate(rows[:top], 1):
         if r["mean"] is None:
-            stats = ["failed", "", ""]
+            stats = ["failed"] + (["", ""] if spread else [])
         else:
-            spread = f" ± {r['std']:.3g}" if r["runs"] > 1 else ""
-            stats = [f"{r['mean']:.6g}{spread}", f"{r['min']:.6g}", f"{r['max']:.6g}"]
+            pm = f" ± {r['std']:.3g}" if r["runs"] > 1 else ""
+            stats = [f"{r['mean']:.6g}{pm}"] + ([f"{r['min']:.6g}", f"{r['max']:.6g}"]
+                                                 if spread else [])
         table.append([str(i)] + [_value(r["params"][n]) for n in names] + stats
                      + [f"{r['ok']}/{r['runs']}"])
     widths = [max(len(row[j]) for row in [head] + table) for j in range(len(head))]
