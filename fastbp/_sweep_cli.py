@@ -17,6 +17,7 @@ import time
 from . import cli
 from .demo import SWEEP_LRS
 from .sweep import SweepError, SweepInterrupted, format_summary, summarize, sweep
+from ._sweep_report import default_metric
 from ._sweep_run import PARAMS, DataSource, coerce
 
 # Defaults by data set (each option overrides its own): the 2-D sets train seed
@@ -128,7 +129,8 @@ def add_parser(sub):
     o.add_argument("--plot", metavar="PATH", default=os.path.join("fastbp-out", "sweep.png"),
                    help="the loss curves, coloured by --by (default: %(default)s)")
     o.add_argument("--plot-final", metavar="PATH",
-                   help="also plot the final loss against --by, with the spread over seeds")
+                   help="also plot the final loss (the validation loss for digits/cifar10) "
+                        "against --by, with the spread over seeds")
     o.add_argument("--by", metavar="NAME",
                    help="the grid axis the plots group by (default: the first axis that is "
                         "not seed)")
@@ -219,7 +221,8 @@ def run(args):
              f"{'full batch' if batch == n else f'batch {batch}'}, {s['epochs']:,} epochs")
     figures = [fbplot.plot_sweep_curves(records, plot_path, by=by, title=title)]
     if final_path is not None:
-        figures.append(fbplot.plot_sweep_metric(records, final_path, param=by, title=title))
+        figures.append(fbplot.plot_sweep_metric(records, final_path, param=by, title=title,
+                                                metric=default_metric(records)))
     print(f"time:       {cli._fmt_time(time.perf_counter() - t0)}")
     for f in figures:
         print(f"wrote plot: {f}")

@@ -146,7 +146,9 @@ class LocalExecutor:
     def start(self, source):
         self.ctx = mp.get_context(self.method)
         self.source = source
-        self.workers = [self._spawn() for _ in range(self.n_workers)]
+        self.workers = []
+        for _ in range(self.n_workers):     # one by one: close() stops those started
+            self.workers.append(self._spawn())
 
     def warm(self, configs):
         """Forked workers inherit the kernels this process warmed; the others load

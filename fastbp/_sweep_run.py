@@ -404,6 +404,8 @@ def warm(source, configs):
         small = data.head(rows)
         task = {"key": "warm", "params": {}, "config": w, "data": None}
         rec = run_task(_Fixed(small), task)
+        if rec.get("interrupted"):          # Ctrl-C during the warm-up's fit
+            raise KeyboardInterrupt
         compiles += rec.get("compiles", 0)
     return len(seen), compiles
 

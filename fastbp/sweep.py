@@ -319,8 +319,8 @@ def _execute(executor, todo, source, results, done, max_attempts, report):
     t0 = time.perf_counter()
     configs, compiles = warm(source, [t["config"] for t in todo])
     here = time.perf_counter() - t0
-    executor.start(source)
     try:
+        executor.start(source)
         report.note(f"executor: {executor.describe()}")
         workers = executor.warm([t["config"] for t in todo])
         report.note(f"kernels:  {configs} network configuration{'s' if configs != 1 else ''} "
