@@ -3,7 +3,8 @@
 The sweep drives every executor through the same four calls, so resuming,
 retrying, progress and results are one code path:
 
-- ``start(source)``: start the workers and hand them the data source;
+- ``start(source, runs)``: start the workers (for ``runs`` runs) and hand
+  them the data source;
 - ``submit(task)``: queue one run (any number may be queued);
 - ``done(timeout)``: the runs finished within ``timeout`` seconds, as
   ``(task, record)`` pairs; ``record`` is :data:`LOST` when the worker
@@ -67,7 +68,7 @@ class SerialExecutor:
     def describe(self):
         return "this process, one run after another"
 
-    def start(self, source):
+    def start(self, source, runs=None):
         self.source = source
 
     def warm(self, configs):
@@ -143,7 +144,9 @@ class LocalExecutor:
         return (f"local process pool, {self.n_workers} worker process"
                 f"{'es' if self.n_workers > 1 else ''} ({self.method}), one BLAS thread each")
 
-    def start(self, source):
+    def start(self, source, runs=None):
+        if runs is not None:                # no more workers than runs
+            self.n_workers = max(1, min(self.n_workers, runs))
         self.ctx = mp.get_context(self.method)
         self.source = source
         self.workers = []
@@ -272,7 +275,7 @@ class DaskExecutor:
         return (f"Dask cluster at {self.client.scheduler.address}, {self.n_workers} worker"
                 f"{'s' if self.n_workers != 1 else ''}")
 
-    def start(self, source):
+    def start(self, source, runs=None):
         distributed = _distributed()
         if self.client is None:
             try:

@@ -320,7 +320,7 @@ def _execute(executor, todo, source, results, done, max_attempts, report):
     configs, compiles = warm(source, [t["config"] for t in todo])
     here = time.perf_counter() - t0
     try:
-        executor.start(source)
+        executor.start(source, len(todo))
         report.note(f"executor: {executor.describe()}")
         workers = executor.warm([t["config"] for t in todo])
         report.note(f"kernels:  {configs} network configuration{'s' if configs != 1 else ''} "
