@@ -10,13 +10,14 @@ from .losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from ._memory import MemoryBudgetError
 from .model import MLP, History, Sequential, TrainingDivergedError
 from .optim import SGD, Adam, ExponentialLR, StepLR
+from .sweep import load_results as load_sweep, sweep
 
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "MLP", "History", "TrainingDivergedError", "MemoryBudgetError", "Dense", "Sigmoid", "ReLU",
            "Tanh", "Identity", "BatchNorm", "Dropout", "MSE", "SoftmaxCrossEntropy",
            "BinaryCrossEntropy", "SGD", "Adam", "StepLR", "ExponentialLR", "load", "datasets",
-           "from_torch", "__version__"]
+           "from_torch", "sweep", "load_sweep", "__version__"]
 
 
 def __getattr__(name):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, _cache, _signals, _warmup, datasets
-from .demo import DEFAULT_SEED, SWEEP_LRS
+from .demo import DEFAULT_SEED
 from .layers import ACTIVATION_LAYERS, INITS
 from .losses import MSE
 from .model import MLP, TrainingDivergedError
@@ -49,14 +49,6 @@ PRESETS = {
                    lr_decay=0.93, shuffle=True, stop_at_accuracy=None, batchnorm=True,
                    dropout=0.1, compare_epochs={"digits": 2, "cifar10": 1}),
 }
-SWEEP_PRESETS = {
-    "toy": dict(hidden=[4], activation="sigmoid", loss="mse", init="uniform", epochs=1000,
-                optimizer="sgd", momentum=0.0, shuffle=False, batchnorm=False, dropout=0.0),
-    "images": dict(hidden=[128, 64], activation="relu", loss="cross_entropy", init=None,
-                   epochs=30, optimizer="sgd", momentum=0.0, shuffle=False, batchnorm=False,
-                   dropout=0.0),
-}
-
 
 class CLIError(Exception):
     """A bad argument or input: reported as one ``fastbp: error:`` line, exit 2."""
@@ -137,19 +129,6 @@ def layer_sizes(text):
             f"expected at least two positive integers separated by commas, such as 2,4,4,1; "
             f"got {text!r}")
     return sizes
-
-
-def learning_rates(text):
-    """``"0.1,0.5,1"`` -> [0.1, 0.5, 1.0]: positive numbers."""
-    out = []
-    for part in str(text).split(","):
-        try:
-            out.append(positive_float(part.strip()))
-        except argparse.ArgumentTypeError as exc:
-            raise argparse.ArgumentTypeError(
-                f"expected positive numbers separated by commas, such as 0.1,0.5,1.0; "
-                f"{part.strip()!r}: {exc}") from None
-    return out
 
 
 # --------------------------------------------------------------------------- the parser
@@ -297,28 +276,8 @@ def build_parser():
     p.set_defaults(func=cmd_compare)
 
     # ---------------------------------------------------------------- sweep
-    p = sub.add_parser(
-        "sweep", help="train one network per learning rate and plot the loss curves",
-        description="The learning-rate sweep: one network per learning rate, all from the "
-                    "same initial weights, trained full-batch by default; the loss curves go "
-                    "on one plot. Defaults: a 2-4-1 sigmoid network with squared error "
-                    "(mean over the points; --reduction sum sums them, which multiplies the "
-                    "gradient by the number of points), weights uniform in [0, 1), the linear "
-                    "data, 1,000 epochs per lr, lr 0.1, 0.2, ..., 1.0.",
-        epilog="Example: fastbp sweep --data linear --plot out/sweep.png")
-    _data_options(p)
-    p.set_defaults(data="linear")
-    _model_options(p, "layer sizes (default: 2,4,1 for xor/linear, 64,128,64,10 for digits, "
-                      "3072,128,64,10 for cifar10)")
-    _training_options(p, "epochs per learning rate (default: 1000 for xor/linear, 30 for "
-                         "digits/cifar10)",
-                      "samples per update (default: the whole training set: full-batch "
-                      "gradient descent)", lr=False)
-    p.add_argument("--lrs", type=learning_rates, default=list(SWEEP_LRS), metavar="LR,LR,...",
-                   help="learning rates (default: 0.1,0.2,...,1.0)")
-    p.add_argument("--plot", metavar="PATH", default=os.path.join("fastbp-out", "sweep.png"),
-                   help="where the PNG goes (default: %(default)s)")
-    p.set_defaults(func=cmd_sweep)
+    from . import _sweep_cli
+    _sweep_cli.add_parser(sub)
 
     # ---------------------------------------------------------------- demo
     p = sub.add_parser(
@@ -710,63 +669,6 @@ def cmd_compare(args):
               file=sys.stderr)
         return EXIT_FAILED
     print("the backends agree")
-    return EXIT_OK
-
-
-def cmd_sweep(args):
-    plot_path = _output_path(args.plot, "--plot")
-    data = load_data(args)
-    s = resolve(args, data, SWEEP_PRESETS)
-    n = data.X.shape[0]
-    batch = min(_pick(s["batch_size"], n), n)
-    check_batch(s, n, batch)
-    y = targets(data.labels, s["sizes"], s["loss"], data.X.dtype)
-    desc_model, desc_train = describe(
-        s, batch, epochs_word="", lr_text="lr " + ", ".join(f"{lr:g}" for lr in args.lrs))
-    print(f"data:     {data.name} ({data.note})")
-    print(f"model:    {desc_model}; {args.backend} backend, {args.dtype}, seed {args.seed}")
-    print(f"training: {desc_train} per lr, all from the same start"
-          + (" (full batch)" if batch == n else ""), flush=True)
-    curves, notes = {}, {}
-    t0 = time.perf_counter()
-    for lr in args.lrs:
-        s["lr"] = lr
-        model = build_model(s, args)
-        try:
-            hist = model.fit(data.X, y, **fit_kwargs(s, batch))
-            curve, note = hist.loss, ""
-            if hist.interrupted:
-                print("fastbp: interrupted; no plot written", file=sys.stderr)
-                return EXIT_INTERRUPTED
-        except TrainingDivergedError as exc:
-            curve, note = exc.history.loss, "  (diverged: the loss became NaN or infinite)"
-        if not curve:
-            curve = [float("nan")]
-        curves[lr] = curve
-        notes[lr] = note
-        print(f"  lr {lr:<6g} first-epoch loss {curve[0]:.6g}, final loss {curve[-1]:.6g} "
-              f"after {_epochs(len(curve))}{note}", flush=True)
-    from . import plot as fbplot
-    title = (f"{data.name}: {'-'.join(map(str, s['sizes']))} {s['activation']}, "
-             f"{'full batch' if batch == n else f'batch {batch}'}, {s['epochs']:,} epochs")
-    # A diverging run is drawn until its loss passes 1e6 times the largest
-    # first-epoch loss, and cut off there: values near 1e308 (or inf) leave the
-    # log axis no room for the other curves.
-    firsts = [abs(c[0]) for c in curves.values() if math.isfinite(c[0])]
-    cap = 1e6 * max(firsts + [1e-300])
-    drawn = {}
-    for lr, c in curves.items():
-        c = np.array(c, dtype=np.float64)
-        bad = np.flatnonzero(~(np.abs(c) <= cap))
-        if bad.size:
-            print(f"  (the figure cuts the lr {lr:g} curve off at epoch {bad[0] + 1}, where "
-                  f"its loss passes {cap:.3g})")
-            c = c[:bad[0] + 1]
-            c[-1] = cap
-        drawn[lr] = c
-    path = fbplot.plot_lr_sweep(drawn, plot_path, title=title)
-    print(f"time:       {_fmt_time(time.perf_counter() - t0)}")
-    print(f"wrote plot: {path}")
     return EXIT_OK
 
 

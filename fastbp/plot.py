@@ -24,6 +24,8 @@ __all__ = [
     "plot_lr_comparison",
     "plot_result",
     "plot_benchmark",
+    "plot_sweep_curves",
+    "plot_sweep_metric",
 ]
 
 DPI = 100
@@ -405,3 +407,8 @@ def plot_benchmark(rows, path, title=None, *, figsize=None, dpi=DPI,
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+
+# The sweep figures (plot_sweep_curves, plot_sweep_metric) live in their own module.
+from ._sweep_plot import plot_sweep_curves, plot_sweep_metric  # noqa: E402
