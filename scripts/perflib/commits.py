@@ -97,9 +97,11 @@ class Worker:
 
 
 def python_with_deps():
-    """This interpreter if it can import NumPy; else the repository's .venv one, if any."""
+    """This interpreter if it can import NumPy, SciPy and Numba; else .venv's, if any."""
     try:
+        import numba  # noqa: F401
         import numpy  # noqa: F401
+        import scipy  # noqa: F401
         return sys.executable
     except ImportError:
         venv = os.path.join(os.getcwd(), ".venv", "bin", "python")
