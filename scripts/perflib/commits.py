@@ -75,8 +75,14 @@ class Worker:
             env=worker_env(source, one_thread))
 
     def ask(self, **req):
+        self.send(**req)
+        return self.receive()
+
+    def send(self, **req):
         self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
+
+    def receive(self):
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"benchmark worker died (exit {self.proc.wait()}); "

@@ -60,10 +60,14 @@ def _ids(worker, quick, pattern):
 
 
 def _setup(workers, ids, failed):
-    """Set ``ids`` up in every worker; a failure leaves the benchmark out, noted per side."""
+    """Set ``ids`` up in every worker, all at once (setup is not timed, and compiling in
+    parallel takes a larger share of a busy machine); a failure leaves the benchmark
+    out, noted per side."""
+    for w in workers.values():
+        w.send(op="setup", ids=ids)
     live = list(ids)
     for side, w in workers.items():
-        ans = w.ask(op="setup", ids=live)
+        ans = w.receive()
         for i, tb in ans["errors"].items():
             failed.setdefault(i, {})[side] = tb.strip().splitlines()[-1]
         live = [i for i in live if i in ans["ok"]]
@@ -79,37 +83,47 @@ def _calibrate(worker, ids, sample_s):
     return out
 
 
-def measure(args, mode, sources, bench_dir, log):
-    """{id: [[(base_s, head_s), ...] per round]}, {id: {side: error}}, calls per sample."""
-    pairs, failed, numbers = {}, {}, None
-    ids = None
+def measure(args, mode, sources, bench_dir, log, first="head"):
+    """Time the gated benchmarks of every commit in ``sources`` ({side: export}) in turns.
+
+    Returns ({id: {side: [[seconds per call, ...] per round]}}, {id: {side: error}},
+    {id: calls per sample}). Benchmarks are listed by the ``first`` side's worker;
+    calls per sample are calibrated on the other side's (BASE's) first worker.
+    """
+    samples, failed, numbers, ids = {}, {}, None, None
+    sides = list(sources)
     for r in range(mode["rounds"]):
-        order = ["base", "head"] if r % 2 == 0 else ["head", "base"]
+        order = sides if r % 2 == 0 else sides[::-1]
         workers = {}
         try:
             for side in order:
                 workers[side] = commits.Worker(args.python, sources[side], bench_dir,
                                                args.threads == "1", log)
             if ids is None:
-                ids = _ids(workers["head"], args.quick, args.bench)
+                ids = _ids(workers[first], args.quick, args.bench)
                 print(f"{len(ids)} benchmarks, {mode['rounds']} rounds of {mode['samples']} "
-                      f"sample pairs", flush=True)
+                      f"samples", flush=True)
             live = _setup(workers, [i for i in ids if i not in failed], failed)
             if numbers is None:
-                numbers = _calibrate(workers["base"], live, mode["sample_s"])
+                numbers = _calibrate(workers[sides[0]], live, mode["sample_s"])
             for i in live:
-                got = pairs.setdefault(i, [])
-                got.append([])
+                got = samples.setdefault(i, {k: [] for k in sides})
+                for k in sides:
+                    got[k].append([])
                 for s in range(mode["samples"]):
-                    sides = order if s % 2 == 0 else order[::-1]
-                    t = {k: workers[k].ask(op="time", id=i, number=numbers[i])["seconds"]
-                         for k in sides}
-                    got[-1].append((t["base"], t["head"]))
+                    for k in (order if s % 2 == 0 else order[::-1]):
+                        t = workers[k].ask(op="time", id=i, number=numbers[i])["seconds"]
+                        got[k][-1].append(t)
         finally:
             for w in workers.values():
                 w.close()
         print(f"  round {r + 1}/{mode['rounds']} done", flush=True)
-    return pairs, failed, numbers or {}
+    return samples, failed, numbers or {}
+
+
+def paired(per_side):
+    """[[(base, head), ...] per round] from {side: [[seconds, ...] per round]}."""
+    return [list(zip(b, h)) for b, h in zip(per_side["base"], per_side["head"])]
 
 
 def report(results, failed, factor):
@@ -144,12 +158,12 @@ def run(args):
           f"{args.factor:g}; HEAD's benchmarks", flush=True)
     log = open(args.log, "a") if args.log else None
     try:
-        pairs, failed, numbers = measure(args, mode, sources, bench_dir, log)
+        samples, failed, numbers = measure(args, mode, sources, bench_dir, log)
     finally:
         if log:
             log.close()
-    results = {i: stats.summarize(p, args.factor) for i, p in pairs.items()
-               if i not in failed and p}
+    results = {i: stats.summarize(paired(s), args.factor) for i, s in samples.items()
+               if i not in failed}
     print("\n".join(report(results, failed, args.factor)))
     slower = sorted(i for i, r in results.items() if r["verdict"] == "slower")
     broken = sorted(i for i, s in failed.items() if "head" in s and "base" not in s)
