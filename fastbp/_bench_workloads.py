@@ -97,12 +97,12 @@ CIFAR_NET = dict(sizes=[3072, 1024, 512, 10], activation="relu", output_activati
 CIFAR_LR = 0.01
 CIFAR_BATCH = 256
 
-# The yardstick's bound workloads: name -> (sizes, rows, batch, dtype). D32 keeps 8
-# batches of its 32 (the ratio is per step; the rows only set how long a run takes).
+# The yardstick's bound workloads: name -> (sizes, rows, batch, dtype). C32 and D32
+# keep 4 of their 8 and 32 batches (the ratio is per step; rows only set the run time).
 BOUND_WORKLOADS = {
     "B32": ([64, 128, 64, 10], 1437, 32, "float64"),
-    "C32": ([3072, 1024, 512, 10], 2048, 256, "float32"),
-    "D32": ([128, 512, 512, 10], 8192, 1024, "float32"),
+    "C32": ([3072, 1024, 512, 10], 1024, 256, "float32"),
+    "D32": ([128, 512, 512, 10], 4096, 1024, "float32"),
 }
 BOUND_LR = 0.01
 

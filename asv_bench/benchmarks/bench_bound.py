@@ -53,5 +53,5 @@ class BoundRatio:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):
-            fast, bound = interleaved_medians([self.fast, self.bound], rounds=7)
+            fast, bound = interleaved_medians([self.fast, self.bound], rounds=5)
         return fast / bound
