@@ -1,6 +1,7 @@
-"""The benchmarks stay runnable: the asv suite passes ``asv check`` and
-``fastbp.bench`` runs, writes its JSON and chart, and fastbp agrees with the
-reference in it. Nothing here asserts a time."""
+"""The benchmarks stay runnable: the asv suite passes ``asv check`` and every
+benchmark runs (its setup and one call), ``fastbp.bench`` runs, writes its JSON
+and chart, and fastbp agrees with the reference in it. Nothing here asserts a
+time."""
 import importlib.util
 import json
 import math
@@ -22,6 +23,37 @@ def test_asv_check_passes():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "No problems found" in out, out
+
+
+@pytest.mark.slow
+def test_every_asv_benchmark_runs():
+    """setup_cache, setup, one call and teardown of every benchmark: a broken one fails."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "perflib" / "smoke.py")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from perflib.suite import discover
+
+    n = len(discover(ASV_DIR / "benchmarks"))
+    assert f"{n} of {n} benchmarks ran" in out, out[-3000:]
+    assert n > 60
+
+
+def test_workloads_defined_once():
+    """asv's common.py serves the very objects of fastbp._bench_workloads (one definition)."""
+    from fastbp import _bench_workloads as W
+
+    sys.path.insert(0, str(ASV_DIR))
+    import benchmarks.common as common
+
+    for name in ("ONLINE_NETS", "DIGITS_NET", "CIFAR_NET", "BOUND_WORKLOADS", "StepGemms",
+                 "check_matches_reference"):
+        assert getattr(common, name) is getattr(common.workloads, name)
+    assert common.ONLINE_NETS.keys() == W.ONLINE_NETS.keys()
+    assert common.CIFAR_NET == W.CIFAR_NET and common.BOUND_WORKLOADS == W.BOUND_WORKLOADS
+    # the same file, loaded by path from the checkout (not through the fastbp under test)
+    assert Path(common.workloads.__file__).resolve() == Path(W.__file__).resolve()
 
 
 def test_bench_quick_per_sample(tmp_path):

@@ -98,6 +98,7 @@ class Kernel:
     params = (list(CASES), ["numba", "numpy"])
     param_names = ["case", "backend"]
     timeout = 300
+    gate = "full"          # scripts/perf-compare times it (numba) without --quick
 
     def setup(self, case, backend):
         import fastbp.kernels as kernels

@@ -9,6 +9,7 @@ class MiniBatchEpoch:
     params = (list(DIGITS_ARCHS), [32, 256], ["numba", "numpy"])
     param_names = ["arch", "batch", "backend"]
     timeout = 300
+    gate = "quick"         # scripts/perf-compare times it (numba), --quick included
 
     def setup(self, arch, batch, backend):
         self.X, self.y = digits()

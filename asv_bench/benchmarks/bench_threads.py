@@ -9,16 +9,7 @@ import time
 
 import numpy as np
 
-from .common import DIGITS_LR, DIGITS_NET, check_matches_reference, digits, mlp
-
-
-def _median(fn, n):
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from .common import DIGITS_LR, DIGITS_NET, check_matches_reference, digits, median_time, mlp
 
 
 class AlternatingWithNumPy:
@@ -44,8 +35,8 @@ class AlternatingWithNumPy:
         self.matmul()
 
     def _ratios(self, n=15):
-        alone_fit = _median(self.epoch, n)
-        alone_mm = _median(self.matmul, n)
+        alone_fit = median_time(self.epoch, n)
+        alone_mm = median_time(self.matmul, n)
         fit_t, mm_t = [], []
         for _ in range(n):
             t0 = time.perf_counter()
