@@ -61,8 +61,8 @@ import numpy as np
 
 DEFAULT_JSON = os.path.join("fastbp-out", "bench.json")
 DEFAULT_PLOT = os.path.join("fastbp-out", "bench.png")
-WORKLOADS = ("A", "B", "C", "T", "M", "S")
-ALIASES = {"threads": "T", "memory": "M", "startup": "S", "start-up": "S"}
+WORKLOADS = ("A", "B", "C", "T", "M", "S", "K")
+ALIASES = {"threads": "T", "memory": "M", "startup": "S", "start-up": "S", "sklearn": "K"}
 TOL64 = 1e-10
 
 FASTBP = "fastbp (numba)"
@@ -1026,7 +1026,8 @@ def format_report(rep, meta):
         "weights.")
     groups = {"A": "A. Per-sample SGD (one update per sample)",
               "B": "B. Mini-batch SGD on the digits, lr 0.05, one epoch",
-              "C": "C. Large batch: one training step"}
+              "C": "C. Large batch: one training step",
+              "K": "K. scikit-learn estimators (fastbp.sklearn vs sklearn.neural_network), fit"}
     for g, title in groups.items():
         rows = [r for r in rep.rows if r["group"] == g]
         if not rows:
@@ -1124,6 +1125,12 @@ def _plot(rows, path):
                           figsize=(13.0, height), baseline=FASTBP)
 
 
+def workload_K(S, rep):
+    """K: fastbp.sklearn against scikit-learn (the code lives in fastbp/_sklearn_bench.py)."""
+    from ._sklearn_bench import workload_K as run
+    run(S, rep)
+
+
 # --------------------------------------------------------------------------- main
 def parse_workloads(text):
     if not text:
@@ -1157,7 +1164,7 @@ def build_parser():
     p.add_argument("--workloads", default=None, metavar="A,B,...",
                    help="which workloads to run: " + ", ".join(WORKLOADS)
                         + " (A per-sample, B mini-batch, C large batch, T thread pools, "
-                          "M memory, S start-up); default all")
+                          "M memory, S start-up, K scikit-learn estimators); default all")
     return p
 
 
@@ -1167,7 +1174,8 @@ def run(workloads, quick=False, command="fastbp bench"):
     _load_pools()
     rep = Report()
     funcs = {"A": workload_A, "B": workload_B, "C": workload_C, "T": workload_T,
-             "M": workload_M, "S": workload_S}
+             "M": workload_M, "S": workload_S,
+             "K": workload_K}
     t0 = time.perf_counter()
     seconds = {}
     for w in workloads:
@@ -1180,7 +1188,8 @@ def run(workloads, quick=False, command="fastbp bench"):
                 total_seconds=time.perf_counter() - t0,
                 threads={"A": ONE_THREAD, "B": ONE_THREAD, "C": DEFAULT_THREADS,
                          "T": "default thread counts (and a 1-thread diagnostic)",
-                         "M": "default", "S": "default"})
+                         "M": "default", "S": "default",
+                         "K": "1 BLAS thread, then default thread counts"})
     return rep, meta
 
 
