@@ -230,3 +230,14 @@ def test_import_fastbp_does_not_import_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_bench_workload_k_measures_both():
+    from fastbp import _sklearn_bench, bench
+    assert bench.parse_workloads("sklearn") == ["K"]
+    name, Xtr, Xte, ytr, yte, kind, _ = _sklearn_bench.datasets(quick=True)[2]
+    assert name == "wine" and Xte.shape[0] == 45
+    res = _sklearn_bench.measure(Xtr, Xte, ytr, yte, kind, max_iter=20, rounds=1)
+    for impl in ("fastbp", "sklearn"):
+        times, score, epochs = res[impl]
+        assert len(times) == 1 and times[0] > 0 and 0.5 < score <= 1.0 and epochs == 20
