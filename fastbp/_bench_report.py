@@ -10,7 +10,8 @@ from ._bench_core import FASTBP, SKLEARN, TORCH, fmt_diff, fmt_num, fmt_time, po
 
 GROUPS = {"A": "A. Per-sample SGD (one update per sample)",
           "B": "B. Mini-batch SGD on the digits, lr 0.05, one epoch",
-          "C": "C. Large batch: one training step"}
+          "C": "C. Large batch: one training step",
+          "K": "K. scikit-learn estimators (fastbp.sklearn vs sklearn.neural_network), fit"}
 FIGURE_GROUPS = {"C": "C. Other figures", "T": "T. Thread pools (default thread counts)",
                  "M": "M. Memory", "S": "S. Start-up (subprocesses)"}
 

@@ -76,9 +76,11 @@ REGISTRY = {
           "default thread counts (and a 1-thread diagnostic)"),
     "M": ("fastbp._bench_system:workload_M", "memory", "default"),
     "S": ("fastbp._bench_system:workload_S", "start-up", "default"),
+    "K": ("fastbp._sklearn_bench:workload_K", "scikit-learn estimators",
+          "1 BLAS thread, then default thread counts"),
 }
 WORKLOADS = tuple(REGISTRY)
-ALIASES = {"threads": "T", "memory": "M", "startup": "S", "start-up": "S"}
+ALIASES = {"threads": "T", "memory": "M", "startup": "S", "start-up": "S", "sklearn": "K"}
 
 
 def workload_function(key):

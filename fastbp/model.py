@@ -553,11 +553,24 @@ class Sequential:
                 self._counters[P.C_OPT] = 0
             self._opt_kind = kind
 
+    def _check_sample_weight(self, sample_weight, n):
+        """Row weights as a contiguous (n,) array of the model's dtype; (0,) for None."""
+        if sample_weight is None:
+            return np.zeros(0, dtype=self.dtype)
+        sw = _as_float_array(sample_weight, "sample_weight", self.dtype)
+        if sw.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},) to match X, got {sw.shape}")
+        if not np.isfinite(sw).all() or (sw < 0).any():
+            raise ValueError("sample_weight must hold finite, non-negative numbers")
+        if not sw.any():
+            raise ValueError("sample_weight is all zeros; nothing would be learned")
+        return sw
+
     def fit(self, X, y, epochs=1, lr=0.01, batch_size=32, shuffle=True, optimizer="sgd",
             momentum=0.0, nesterov=False, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
             lr_schedule=None, validation_data=None, patience=None, min_delta=0.0,
             restore_best_weights=True, stop_at_accuracy=None, verbose=False, print_every=None,
-            checkpoint=None, checkpoint_every=1):
+            checkpoint=None, checkpoint_every=1, sample_weight=None, l2=0.0):
         """Train; returns a :class:`History`. Continues where the last call stopped.
 
         epochs: how many epochs this call runs. lr: base learning rate, scaled
@@ -575,6 +588,13 @@ class Sequential:
         epochs. checkpoint=path saves the model every ``checkpoint_every``
         epochs (atomically). Ctrl-C stops after the current step and returns
         the History with ``interrupted=True``.
+        sample_weight (n,): non-negative row weights; each batch's loss is the
+        weighted mean (the ``*_weighted`` losses). l2: an L2 penalty on the
+        Dense weights only (not biases, not BatchNorm), scaled as scikit-learn's
+        ``alpha``: each step adds ``l2 / w * W`` to the weight gradients, w being
+        the batch's row count (or the sum of its sample weights), and
+        ``l2 / (2 w) * sum(W**2)`` to the reported loss. With either (or an
+        ``Adam(eps_hat=True)``), batch_size=1 runs the mini-batch kernel.
         """
         X = _memory.check_fit(self, X, batch_size, epochs, validation_data)   # before any copy
         X = self._check_X(X)
@@ -590,6 +610,9 @@ class Sequential:
         batch = min(batch, n)
         opt = self._optimizer(optimizer, momentum, nesterov, weight_decay, betas, eps)
         schedule = get_schedule(lr_schedule)
+        l2 = _check_float(l2, "l2", 0.0)
+        sw = self._check_sample_weight(sample_weight, n)
+        swb = np.zeros(batch if sw.shape[0] else 0, dtype=self.dtype)   # one batch's weights
         if self._has(P.BATCHNORM) and (batch == 1 or n % batch == 1):
             raise ValueError(
                 f"BatchNorm needs at least 2 samples per training batch, but batch_size={batch} "
@@ -644,9 +667,11 @@ class Sequential:
                 snapshot = (self.params.copy(), self.state.copy(), self._opt_a.copy(),
                             self._opt_b.copy(), self._counters.copy())
                 t0 = time.perf_counter()
+                plain = sw.shape[0] == 0 and l2 == 0.0 and not getattr(opt, "eps_hat", False)
                 train = (self._ops.select_online(buf["plan"], self.loss.code, opt.code,
-                                                 self.dtype.name) if batch == 1
+                                                 self.dtype.name) if batch == 1 and plain
                          else self._ops.train_epochs)
+                extra = () if batch == 1 and plain else (sw, swb, l2)
                 with _threads.limit(blas):
                     ran, status = _interruptible(
                         train, stop_flag, (self._backend_name == "numpy"
@@ -655,7 +680,7 @@ class Sequential:
                         self.grads, self.state, self._opt_a, self._opt_b, self._counters, X, Yf, Yi,
                         order.astype(np.int64, copy=False), lrs, self._threshold, stop_correct,
                         buf["ws"], buf["ga"], buf["gb"], buf["xb"], buf["yfb"], buf["yib"],
-                        buf["probs"], stop_flag, losses, corrects)
+                        buf["probs"], stop_flag, losses, corrects, *extra)
                 elapsed = time.perf_counter() - t0
                 ran, status = int(ran), int(status)
                 if status != 2 and not (np.isfinite(self.params).all()

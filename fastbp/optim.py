@@ -7,6 +7,8 @@ second ``fit`` call continues where the first stopped.
 """
 import math
 
+import numpy as np
+
 from . import plan as _plan
 from .layers import _check_float, _check_int
 
@@ -25,7 +27,7 @@ class SGD:
         self.weight_decay = _check_float(weight_decay, "weight_decay", 0.0)
 
     def settings(self):
-        s = [0.0] * 6
+        s = [0.0] * _plan.N_OPT_SETTINGS
         s[_plan.O_MOMENTUM] = self.momentum
         s[_plan.O_WD] = self.weight_decay
         s[_plan.O_NESTEROV] = 1.0 if self.nesterov else 0.0
@@ -40,31 +42,44 @@ class SGD:
 
 
 class Adam:
-    """Adam (``torch.optim.Adam``, amsgrad off; weight decay added to the gradient)."""
+    """Adam (``torch.optim.Adam``, amsgrad off; weight decay added to the gradient).
+
+    eps_hat=True adds ``eps`` to ``sqrt(v)`` before the bias correction (the
+    paper's epsilon-hat, as TensorFlow/Keras and scikit-learn do):
+    ``params -= lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + eps)``.
+    It is PyTorch's step with ``eps / sqrt(1 - beta2**t)`` in place of ``eps``.
+    """
 
     code = _plan.ADAM
 
-    def __init__(self, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, eps_hat=False):
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair, got {betas!r}")
         self.betas = (_check_float(betas[0], "betas[0]", 0.0, 1.0, high_open=True),
                       _check_float(betas[1], "betas[1]", 0.0, 1.0, high_open=True))
         self.eps = _check_float(eps, "eps", 0.0, None, low_open=True)
         self.weight_decay = _check_float(weight_decay, "weight_decay", 0.0)
+        if not isinstance(eps_hat, (bool, np.bool_)):
+            raise TypeError(f"eps_hat must be True or False, got {eps_hat!r}")
+        self.eps_hat = bool(eps_hat)
 
     def settings(self):
-        s = [0.0] * 6
+        s = [0.0] * _plan.N_OPT_SETTINGS
         s[_plan.O_WD] = self.weight_decay
         s[_plan.O_BETA1], s[_plan.O_BETA2] = self.betas
         s[_plan.O_EPS] = self.eps
+        s[_plan.O_EPS_HAT] = 1.0 if self.eps_hat else 0.0
         return s
 
     def n_buffers(self):
         return 2
 
     def get_config(self):
-        return {"type": "Adam", "betas": list(self.betas), "eps": self.eps,
-                "weight_decay": self.weight_decay}
+        cfg = {"type": "Adam", "betas": list(self.betas), "eps": self.eps,
+               "weight_decay": self.weight_decay}
+        if self.eps_hat:
+            cfg["eps_hat"] = True
+        return cfg
 
 
 def optimizer_from_config(cfg):

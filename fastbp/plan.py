@@ -28,7 +28,8 @@ MSE, SOFTMAX_CE, BCE = 0, 1, 2
 L_HALF, L_SUM = 0, 1
 # Optimizer codes and the columns of ``of``
 SGD, ADAM = 0, 1
-O_MOMENTUM, O_WD, O_NESTEROV, O_BETA1, O_BETA2, O_EPS = range(6)
+O_MOMENTUM, O_WD, O_NESTEROV, O_BETA1, O_BETA2, O_EPS, O_EPS_HAT = range(7)
+N_OPT_SETTINGS = 7
 # ``counters``: dropout step counter, optimizer step count
 C_DROPOUT, C_OPT = 0, 1
 

@@ -80,3 +80,103 @@ def bce_with_logits(z, target, dz):
             acc += (pos - v * tv) + np.log1p(e)
             dz[r, c] = (sig - tv) / Nf
     return acc / N
+
+
+@njit
+def _total_weight(sw):
+    acc = 0.0  # float64
+    for r in range(sw.shape[0]):
+        acc += sw[r]
+    return acc
+
+
+@njit
+def mse_loss_weighted(pred, target, sw, sum_reduction, half, dpred):
+    """Numba kernel of :func:`fastbp.reference.losses.mse_loss_weighted`."""
+    # pred (n, k), target (n, k), sw (n,), dpred (n, k)
+    n, k = pred.shape
+    f = 0.5 if half else 1.0
+    W = _total_weight(sw)
+    D = 1.0 if sum_reduction else k * W
+    if D == 0.0:
+        dpred[:, :] = 0
+        return 0.0
+    acc = 0.0  # float64
+    for r in range(n):
+        coef = dpred.dtype.type((2.0 * f / D) * sw[r])
+        row = 0.0
+        for c in range(k):
+            d = pred[r, c] - target[r, c]
+            dpred[r, c] = coef * d
+            row += d * d
+        acc += sw[r] * row
+    return f * acc / D
+
+
+@njit
+def softmax_cross_entropy_weighted(logits, labels, sw, probs, dlogits):
+    """Numba kernel of :func:`fastbp.reference.losses.softmax_cross_entropy_weighted`."""
+    # logits (n, k), labels (n,) int64, sw (n,), probs (n, k), dlogits (n, k)
+    n, k = logits.shape
+    t = logits.dtype.type
+    one = t(1)
+    W = _total_weight(sw)
+    acc = 0.0  # float64
+    for r in range(n):
+        m = logits[r, 0]
+        for c in range(1, k):
+            if logits[r, c] > m:
+                m = logits[r, c]
+        s = t(0)
+        for c in range(k):
+            e = np.exp(logits[r, c] - m)  # in (0, 1]
+            probs[r, c] = e
+            s += e
+        for c in range(k):
+            probs[r, c] = probs[r, c] / s
+        if W == 0.0:
+            continue
+        lab = labels[r]
+        acc += sw[r] * ((m + np.log(s)) - logits[r, lab])
+        coef = t(sw[r] / W)
+        for c in range(k):
+            g = probs[r, c]
+            if c == lab:
+                g = g - one
+            dlogits[r, c] = g * coef
+    if W == 0.0:
+        dlogits[:, :] = 0
+        return 0.0
+    return acc / W
+
+
+@njit
+def bce_with_logits_weighted(z, target, sw, dz):
+    """Numba kernel of :func:`fastbp.reference.losses.bce_with_logits_weighted`."""
+    # z (n, k), target (n, k), sw (n,), dz (n, k)
+    n, k = z.shape
+    t = z.dtype.type
+    one = t(1)
+    zero = t(0)
+    D = k * _total_weight(sw)
+    if D == 0.0:
+        dz[:, :] = 0
+        return 0.0
+    acc = 0.0  # float64
+    for r in range(n):
+        coef = t(sw[r] / D)
+        row = 0.0
+        for c in range(k):
+            v = z[r, c]
+            tv = target[r, c]
+            e = np.exp(-abs(v))  # in (0, 1]
+            if v >= zero:
+                sig = one / (one + e)
+                pos = v
+            else:
+                sig = e / (one + e)
+                pos = zero
+            row += (pos - v * tv) + np.log1p(e)
+            dz[r, c] = coef * (sig - tv)
+        acc += sw[r] * row
+    return acc / D

@@ -22,12 +22,14 @@ import numpy as np
 from .._config import IDENTITY
 from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
-                    O_EPS, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE, STATE)
+                    O_EPS, O_EPS_HAT, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE,
+                    STATE)
 from .activations import act_backward, act_forward, bias_act_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .dense import dense_backward, dense_backward_sgd, dense_forward
 from .dropout import dropout_backward, dropout_forward, dropout_mask
-from .losses import bce_with_logits, mse_loss, softmax_cross_entropy
+from .losses import (bce_with_logits, bce_with_logits_weighted, mse_loss, mse_loss_weighted,
+                     softmax_cross_entropy, softmax_cross_entropy_weighted)
 from .optim import adam_update, sgd_update
 
 OK, REACHED_ACCURACY, NON_FINITE, INTERRUPTED = 0, 1, 2, 3
@@ -176,6 +178,33 @@ def loss_and_grad(loss_code, lf, out, yf, yi, probs, dout):
     return softmax_cross_entropy(out, yi, probs, dout)
 
 
+def loss_and_grad_weighted(loss_code, lf, out, yf, yi, sw, probs, dout):
+    """:func:`loss_and_grad` with a weight per row, ``sw (b,)`` (the ``*_weighted`` losses)."""
+    if loss_code == MSE:
+        return mse_loss_weighted(out, yf, sw, lf[L_SUM] != 0.0, lf[L_HALF] != 0.0, dout)
+    if loss_code == BCE:
+        return bce_with_logits_weighted(out, yf, sw, dout)
+    return softmax_cross_entropy_weighted(out, yi, sw, probs, dout)
+
+
+def add_l2(plan, params, grads, coef):
+    """Add ``coef * W`` to the gradient of every Dense weight matrix (not biases,
+    not BatchNorm); returns ``sum(W**2)`` over those matrices (float64).
+
+    This is the gradient of ``coef / 2 * sum(W**2)``: with ``coef = l2 / batch
+    weight`` it is scikit-learn's ``alpha`` penalty.
+    """
+    total = 0.0
+    for r in range(plan.shape[0]):
+        if plan[r, KIND] == DENSE:
+            lo = plan[r, P_A]
+            hi = lo + plan[r, N_IN] * plan[r, N_OUT]
+            W = params[lo:hi]
+            grads[lo:hi] += coef * W
+            total += float(np.sum(W * W, dtype=np.float64))
+    return total
+
+
 def count_correct(loss_code, out, yf, yi, threshold):
     """How many rows of ``out (b, k)`` are classified right.
 
@@ -194,8 +223,11 @@ def count_correct(loss_code, out, yf, yi, threshold):
 def _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lr):
     counters[C_OPT] += 1
     if opt_code == ADAM:
+        eps = of[O_EPS]
+        if of[O_EPS_HAT] != 0.0:   # eps added to sqrt(v) before the bias correction
+            eps = eps / math.sqrt(1.0 - math.pow(of[O_BETA2], float(counters[C_OPT])))
         adam_update(params, grads, opt_a, opt_b, counters[C_OPT], lr,
-                    of[O_BETA1], of[O_BETA2], of[O_EPS], of[O_WD])
+                    of[O_BETA1], of[O_BETA2], eps, of[O_WD])
     else:
         sgd_update(params, grads, opt_a, lr, of[O_MOMENTUM], of[O_WD], of[O_NESTEROV] != 0.0)
 
@@ -254,7 +286,7 @@ def predict(plan, pf, params, state, X, out_sigmoid, ws, batch, out):
 
 def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a, opt_b,
                  counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga, gb, xb, yfb,
-                 yib, probs, stop_flag, losses, corrects):
+                 yib, probs, stop_flag, losses, corrects, sw, swb, l2):
     """Train ``lrs.shape[0]`` epochs of mini-batch SGD/Adam; batch size B = ``xb.shape[0]``.
 
     For epoch e the samples are visited in the order ``order[e % order.shape[0]]``
@@ -265,12 +297,17 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
     step's update). When ``stop_correct > 0``, an eval-mode pass after each
     epoch stops training once that many rows are right.
 
+    ``sw (n,)`` weights the rows (the ``*_weighted`` losses; ``(0,)``: unweighted),
+    gathered into ``swb (B,)``. ``l2 > 0`` adds ``l2 / (batch weight) * W`` to
+    every Dense weight's gradient (:func:`add_l2`; batch weight = the batch's
+    rows, or the sum of their weights) and its penalty to the reported loss.
+
     Returns (epochs completed, status code).
     """
     n = X.shape[0]
     B = xb.shape[0]
     sum_red = loss_code == MSE and lf[L_SUM] != 0.0
-    fold = opt_code == SGD and of[O_MOMENTUM] == 0.0 and of[O_WD] == 0.0
+    fold = opt_code == SGD and of[O_MOMENTUM] == 0.0 and of[O_WD] == 0.0 and l2 == 0.0
     for e in range(lrs.shape[0]):
         perm = order[e % order.shape[0]]
         total, correct = 0.0, 0
@@ -284,20 +321,28 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
             k = out.shape[1]
             yf = yfb[:b] if yfb.shape[0] > 0 else yfb
             yi = yib[:b] if yib.shape[0] > 0 else yib
-            loss = loss_and_grad(loss_code, lf, out, yf, yi, _view(probs, 0, b, k),
-                                 _view(ga, 0, b, k))
+            if sw.shape[0] > 0:
+                swb[:b] = sw[perm[start:stop]]
+                loss = loss_and_grad_weighted(loss_code, lf, out, yf, yi, swb[:b],
+                                              _view(probs, 0, b, k), _view(ga, 0, b, k))
+            else:
+                loss = loss_and_grad(loss_code, lf, out, yf, yi, _view(probs, 0, b, k),
+                                     _view(ga, 0, b, k))
             if not math.isfinite(loss):
                 losses[e] = loss
                 corrects[e] = correct
                 return e, NON_FINITE
-            total += loss if sum_red else loss * b
             correct += count_correct(loss_code, out, yf, yi, threshold)
             if fold:    # plain SGD: each layer steps inside backward
                 counters[C_OPT] += 1
                 _backward(plan, pf, params, x, ws, ga, gb, grads, True, lrs[e])
             else:
                 backward(plan, pf, params, x, ws, ga, gb, grads)
+                bw = float(np.sum(swb[:b], dtype=np.float64)) if sw.shape[0] > 0 else float(b)
+                if l2 != 0.0 and bw > 0.0:
+                    loss += 0.5 * l2 / bw * add_l2(plan, params, grads, l2 / bw)
                 _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
+            total += loss if sum_red else loss * b
             counters[C_DROPOUT] += 1
             if stop_flag[0] != 0:
                 losses[e] = total if sum_red else total / stop

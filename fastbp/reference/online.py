@@ -21,7 +21,8 @@ def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, st
     """
     return train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a,
                         opt_b, counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga,
-                        gb, xb[:1], yfb[:1], yib[:1], probs, stop_flag, losses, corrects)
+                        gb, xb[:1], yfb[:1], yib[:1], probs, stop_flag, losses, corrects,
+                        params[:0], params[:0], 0.0)
 
 
 def select_online(plan, loss_code, opt_code, dtype_name):
