@@ -24,19 +24,16 @@ import sys
 import tempfile
 
 from .. import plan as P
+from .. import _config
 from .._config import RELU, SIGMOID, TANH
 
-ENABLED = os.environ.get("FASTBP_SPECIALIZE", "1") not in ("0", "false", "no")
+ENABLED = _config.SPECIALIZE
 _VERSION = 2            # bump when the generated text changes meaning
 _loaded = {}
 
 
 def cache_dir():
-    base = os.environ.get("FASTBP_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "fastbp")
-    return os.path.join(base, "kernels")
+    return os.path.join(_config.cache_dir(), "kernels")
 
 
 def supports(plan):
