@@ -129,14 +129,16 @@ def test_save_during_fit_writes_a_consistent_snapshot(tmp_path):
     done = threading.Event()
 
     def fits():
-        for _ in range(4):
-            m.fit(X, y, epochs=10, lr=0.05, batch_size=16, momentum=0.9)
-            states.append(m.params.copy())
-        done.set()
+        try:
+            for _ in range(4):
+                m.fit(X, y, epochs=10, lr=0.05, batch_size=16, momentum=0.9)
+                states.append(m.params.copy())
+        finally:
+            done.set()
 
     def saves():
         paths = []
-        while not done.is_set() or len(paths) < 10:
+        while (not done.is_set() or len(paths) < 10) and len(paths) < 500:
             paths.append(tmp_path / f"m{len(paths)}.npz")
             m.save(paths[-1])
         return paths
@@ -159,23 +161,23 @@ def test_separate_models_train_in_parallel_and_blas_limit_is_restored():
     """Item 10: after concurrent fits of separate models the BLAS pools are as before;
     and each model trains exactly as it does alone."""
     import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS fastbp limits)
-    from threadpoolctl import threadpool_limits
-    X, y = _data()
+    X, y = _data(2000)
+    fits = [dict(epochs=20, batch_size=16, lr=0.01, momentum=0.5 * (i % 2)) for i in range(4)]
     alone = []
-    for fit in (FIT_A, FIT_B, FIT_A):
+    for f in fits:
         m = _model()
-        m.fit(X, y, **fit)
+        m.fit(X, y, **f)
         alone.append(m.params.copy())
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = _blas_threads()
-        for _ in range(3):
-            models = [_model() for _ in range(3)]
-            out = _in_threads(*[lambda m=m, f=f: m.fit(X, y, **f)
-                                for m, f in zip(models, (FIT_A, FIT_B, FIT_A))])
-            assert all(isinstance(h, fb.History) for h in out), out
-            assert _blas_threads() == before              # main: left at 1 thread
-            for m, params in zip(models, alone):
-                assert np.array_equal(m.params, params)
+    before = _blas_threads()
+    if all(n == 1 for _, n in before):
+        pytest.skip("BLAS runs one thread already: a leaked limit of 1 would not show")
+    for _ in range(3):
+        models = [_model() for _ in fits]
+        out = _in_threads(*[lambda m=m, f=f: m.fit(X, y, **f) for m, f in zip(models, fits)])
+        assert all(isinstance(h, fb.History) for h in out), out
+        assert _blas_threads() == before              # main: left at 1 thread
+        for m, params in zip(models, alone):
+            assert np.array_equal(m.params, params)
 
 
 def test_a_thread_waits_rather_than_fails():
