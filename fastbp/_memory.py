@@ -23,13 +23,14 @@ as it is (it is resident already, so it costs nothing new). If the available
 memory cannot be read, no default check is made.
 """
 import os
-import re
 
 import numpy as np
 
-ENV = "FASTBP_MEMORY_BUDGET"
+from ._config import MEMORY_BUDGET_ENV as ENV
+from ._config import memory_budget_env
+from ._config import parse_size as _parse_size
+
 DEFAULT_FRACTION = 0.8
-_SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 class MemoryBudgetError(MemoryError, ValueError):
@@ -77,26 +78,7 @@ def available_memory():
 def parse_size(text, name=ENV):
     """Bytes from ``"123"``, ``"512M"``, ``"1.5G"``, ``"50%"`` (of physical memory);
     None for ``"off"``/``"0"``/``"none"``. ValueError naming ``name`` otherwise."""
-    s = str(text).strip().upper().replace(" ", "")
-    if s in ("OFF", "NONE", "0", "INF", "UNLIMITED"):
-        return None
-    try:
-        if s.endswith("%"):
-            pct = float(s[:-1])
-            total = total_memory()
-            if not 0 < pct <= 1000 or total is None:
-                raise ValueError
-            return int(total * pct / 100)
-        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:E[+-]?[0-9]+)?)([KMGT]?)(?:I?B)?", s)
-        if m is None:
-            raise ValueError
-        value = float(m.group(1)) * _SUFFIX[m.group(2)]
-        if not 0 < value < 2.0 ** 63:
-            raise ValueError
-        return int(value)
-    except (ValueError, IndexError):
-        raise ValueError(f"{name}={text!r} is not a memory size; use bytes or a size such as "
-                         f"'512M', '16G', '50%', or 'off'") from None
+    return _parse_size(text, total_memory() if str(text).strip().endswith("%") else None, name)
 
 
 def budget(resident=0):
@@ -105,8 +87,8 @@ def budget(resident=0):
     resident: bytes of the caller's data that fit uses in place (credited to
     the default budget, which measures new allocations).
     """
-    env = os.environ.get(ENV)
-    if env is not None and env.strip():
+    env = memory_budget_env()
+    if env is not None:
         return parse_size(env), f"{ENV}={env}"
     avail = available_memory()
     if avail is None:
@@ -132,7 +114,7 @@ def fit_footprint(model, X, batch_size, epochs=1, validation_data=None,
     parameters with gradients, optimizer buffers and their per-call snapshot,
     and a converted copy of validation X.
     """
-    from . import plan as P
+    from . import _engine
 
     dt = model.dtype
     item = dt.itemsize
@@ -145,9 +127,7 @@ def fit_footprint(model, X, batch_size, epochs=1, validation_data=None,
         b = max(1, min(int(batch_size), n))
     except (TypeError, ValueError, OverflowError):
         b = min(32, n)
-    plan = model._plan.copy()
-    width = P.max_width(plan)
-    work = (P.layout(plan, b) + 2 * max(b, 2) * width + b * (d + 2 * k)) * item
+    work = _engine.workspace_bytes(model._net, b, dt)   # the buffers fit allocates
     try:
         e = max(1, int(epochs))
     except (TypeError, ValueError, OverflowError):

@@ -11,17 +11,27 @@ multiply-adds per step, the library's default above it (large batches of
 wide layers, where threads pay). The limit holds only during the call and
 is restored after, so the user's own NumPy work keeps its threads.
 
+BLAS pools are process-wide, so calls running at the same time in several
+threads (separate models may train in parallel) share one limit: the first
+call to enter saves the pools' sizes and sets the limit, later ones only
+count themselves in (and may lower it), and the last to leave restores the
+saved sizes, whatever order they finish in.
+
 ``FASTBP_BLAS_THREADS=N`` fixes the count for every call (0: never limit).
 """
 import contextlib
-import os
+import threading
 
 import numpy as np
 
+from . import _config
 from . import plan as P
 
 SMALL_STEP = 1 << 25        # multiply-adds per batch step below which BLAS gets one thread
 _controller = None
+_lock = threading.Lock()
+_users = 0                  # calls inside limit() now
+_held = None                # (threadpoolctl limiter restoring the original sizes, n in force)
 
 
 def step_macs(plan, batch):
@@ -32,9 +42,8 @@ def step_macs(plan, batch):
 
 def threads_for(plan, batch):
     """The BLAS thread count for a call on ``batch`` rows, or None to leave it alone."""
-    env = os.environ.get("FASTBP_BLAS_THREADS")
-    if env:
-        n = int(env)
+    n = _config.blas_threads()
+    if n is not None:
         return n if n > 0 else None
     if batch == 1:          # the per-sample kernels call no BLAS
         return None
@@ -44,13 +53,35 @@ def threads_for(plan, batch):
 @contextlib.contextmanager
 def limit(n):
     """Hold every loaded BLAS to ``n`` threads inside the block (None: no change)."""
-    global _controller
     if n is None:
         yield
         return
-    if _controller is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
-        from threadpoolctl import ThreadpoolController
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=n, user_api="blas"):
+    _enter(n)
+    try:
         yield
+    finally:
+        _leave()
+
+
+def _enter(n):
+    global _controller, _users, _held
+    with _lock:
+        if _controller is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
+            from threadpoolctl import ThreadpoolController
+            _controller = ThreadpoolController()
+        if _held is None:
+            _held = (_controller.limit(limits=n, user_api="blas"), n)
+        elif n < _held[1]:          # a smaller limit inside a larger one: lower it
+            _controller.limit(limits=n, user_api="blas")
+            _held = (_held[0], n)
+        _users += 1
+
+
+def _leave():
+    global _users, _held
+    with _lock:
+        _users -= 1
+        if _users == 0:
+            _held[0].restore_original_limits()
+            _held = None

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ._config import DTYPES
+from ._validate import check_int as _check_int
 
 __all__ = [
     "generate_linear",
@@ -60,16 +61,6 @@ def _resolve_dtype(dtype, name="dtype"):
             f"{name} must be one of {sorted(DTYPES)}, got {dtype!r}"
         )
     return DTYPES[key]
-
-
-def _check_int(value, name, minimum=None):
-    """``value`` as a Python int; bools and non-integers are refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 # --------------------------------------------------------------------------- #

@@ -1,5 +1,10 @@
 """save / load: one .npz per model, never pickle, written atomically.
 
+This module knows the file format only: it writes the state a model gives
+(:meth:`fastbp.Sequential.state_dict`) and hands what it reads back to the
+model type registered for it (:meth:`fastbp.Sequential.from_state`). It
+imports nothing of the model.
+
 The file is an uncompressed zip of ``.npy`` members (what ``numpy.savez``
 writes):
 
@@ -19,11 +24,19 @@ Writing: to a temporary file in the target's folder, flushed and fsynced,
 then renamed over the target with ``os.replace`` (atomic on POSIX and
 Windows): a crash or kill mid-save leaves the previous file intact (and at
 worst a stray ``.<name>.*.tmp`` beside it), never a half-written target.
+Targets follow ``cp``'s conventions: an existing target must be a regular
+file (FIFOs, sockets and device nodes are refused, never replaced); a
+symbolic link is followed and the file it points to is replaced (the link
+stays; a dangling link is refused); a write-protected file is refused
+(``PermissionError``) unless the user may write it anyway (root).
 
-Reading never unpickles and never trusts a size it has not checked: every
-member must be stored uncompressed, its ``.npy`` header must describe exactly
-the bytes the member holds, and the digest must match, before a model is
-built. Anything else (truncated, corrupted, foreign, newer format, arrays
+Reading never unpickles and never trusts a size it has not checked: only a
+regular file is opened for reading (a FIFO or device is refused before
+anything is read), every member must be stored uncompressed, the members
+together cannot claim more bytes than the file holds, each ``.npy`` header
+must describe exactly the bytes its member holds, and the digest must match,
+before a model is built; a description nested more than ``_MAX_DEPTH``
+deep is refused. Anything else (truncated, corrupted, foreign, newer format, arrays
 that disagree with the architecture) raises ``ValueError``; a missing file
 raises ``FileNotFoundError``.
 """
@@ -31,43 +44,30 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 import zipfile
 
 import numpy as np
 
+from ._validate import check_path
+from .backend import get_backend
+
 FORMAT = "fastbp-model"
 VERSION = 2              # 2: adds the digest; version-1 files (no digest) still load
 _ARRAYS = ("params", "state", "opt_a", "opt_b", "counters")
 _MAX_META_CHARS = 1 << 22
+_MAX_DEPTH = 32         # nesting of the JSON description (fastbp writes 3)
 _OPTIMIZERS = {"SGD": (0, 1), "Adam": (2,)}     # kind -> allowed buffer counts
+_MODEL_TYPES = {}       # name -> from_state(state, backend)
+
+
+def register_model(name, from_state):
+    """Let :func:`load` build models of type ``name`` with ``from_state(state, backend)``."""
+    _MODEL_TYPES[name] = from_state
 
 
 # --------------------------------------------------------------------------- paths
-def check_path(path, name="path"):
-    """``path`` as a str after checking it can be written: a str or os.PathLike
-    naming a file (not a folder) in a folder that exists.
-
-    Raises TypeError (wrong type), FileNotFoundError (the folder does not
-    exist) or ValueError (empty, or a folder); every message names ``name``.
-    """
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path (str or os.PathLike), "
-                        f"got {type(path).__name__} {path!r}")
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        raise TypeError(f"{name} must be a text file path, got {path!r}")
-    if not path or path.endswith(("/", os.sep)):
-        raise ValueError(f"{name} must name a file, got {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"{name} {path!r} is a folder; give a file name such as "
-                         f"{os.path.join(path, 'model.npz')!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {name} {path!r}: folder {folder!r} does not exist")
-    return path
-
-
 def _umask():
     try:
         with open("/proc/self/status") as f:
@@ -89,6 +89,8 @@ def atomic_write(path, write):
     give (an existing target keeps its mode).
     """
     path = check_path(path)
+    if os.path.islink(path):            # replace the file the link points to; keep the link
+        path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         mode = os.stat(path).st_mode & 0o777
@@ -132,29 +134,26 @@ def _digest(meta_text, arrays):
 
 
 def save(model, path):
-    """Write ``model`` to ``path`` (an .npz file; the name is used as given), atomically."""
-    from .model import Sequential
+    """Write ``model`` to ``path`` (an .npz file; the name is used as given), atomically.
 
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model must be a fastbp Sequential, got {type(model).__name__}")
+    ``model`` is anything with a ``state_dict()`` (a fastbp model); the state
+    is taken once, so the file is one consistent snapshot. ``path``: see the
+    module docstring for which existing targets are replaced or refused.
+    """
+    if not callable(getattr(model, "state_dict", None)):
+        raise TypeError(f"model must be a fastbp model, got {type(model).__name__}")
     path = check_path(path)
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "layers": [{"type": type(layer).__name__, **layer.get_config()} for layer in model.layers],
-        "loss": {"type": type(model.loss).__name__, **model.loss.get_config()},
-        "dtype": model.dtype.name,
-        "backend": model.backend,
-        "seed": model.seed,
-        "optimizer": list(model._opt_kind) if model._opt_kind else None,
-        "shuffle_rng": model._shuffle_rng.bit_generator.state,
-        "epochs_trained": int(model.epochs_trained),
-        "training": bool(model.training),
-    }
+    state = model.state_dict()
+    write_state(path, type(model).__name__, state["description"], state["arrays"])
+
+
+def write_state(path, model_type, description, arrays):
+    """Write a model's description (JSON-able dict) and arrays as a model file, atomically."""
+    meta = {"format": FORMAT, "version": VERSION, **description}
+    if model_type != "Sequential":
+        meta["model"] = model_type
     meta_text = json.dumps(meta)
-    arrays = {"params": model.params, "state": model.state, "opt_a": model._opt_a,
-              "opt_b": model._opt_b, "counters": model._counters}
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    arrays = {k: np.ascontiguousarray(arrays[k]) for k in _ARRAYS}
     members = {"meta": np.array(meta_text), **arrays,
                "digest": np.array(_digest(meta_text, arrays))}
     atomic_write(path, lambda f: np.savez(f, **members))
@@ -199,11 +198,32 @@ def _read_member(zf, name, file_size):
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
 
-def _read(path):
+def _open_regular(path):
+    """``path`` opened for reading, refusing anything but a regular file before reading it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))   # a FIFO cannot block
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such model file: {path!r}") from None
+    except OSError as exc:
+        raise _Bad(f"{type(exc).__name__}: {exc}") from None
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode):
+        return os.fdopen(fd, "rb"), st.st_size
+    os.close(fd)
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"path {path!r} is a folder, not a model file")
+    raise _Bad("it is not a regular file (a FIFO, socket or device); fastbp reads model "
+               "files only from regular files")
+
+
+def _read(f, file_size):
     """The members of a model file, as {name: array}; raises _Bad."""
-    file_size = os.path.getsize(path)
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(f) as zf:
         names = set(zf.namelist())
+        claimed = sum(info.file_size for info in zf.infolist())
+        if claimed > file_size:
+            raise _Bad(f"its members claim {claimed} bytes, more than the whole file "
+                       f"({file_size})")
         meta = _read_member(zf, "meta", file_size)
         if meta.dtype.kind != "U" or meta.shape != () or meta.dtype.itemsize > 4 * _MAX_META_CHARS:
             raise _Bad("it has no fastbp model description")
@@ -213,6 +233,29 @@ def _read(path):
         if "digest.npy" in names:
             data["digest"] = _read_member(zf, "digest", file_size)
     return data
+
+
+def _depth(value):
+    """How deeply lists and dicts nest in ``value`` (iteratively: no recursion limit)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, d)
+            todo.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _parse_meta(meta_text):
+    try:
+        meta = json.loads(meta_text)
+    except RecursionError:
+        raise _Bad(f"its description nests deeper than {_MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise _Bad(f"its description is not JSON ({exc})") from None
+    if _depth(meta) > _MAX_DEPTH:
+        raise _Bad(f"its description nests deeper than {_MAX_DEPTH} levels")
+    return meta
 
 
 def _check_meta(meta):
@@ -243,31 +286,18 @@ def _check_meta(meta):
     return version
 
 
-def load(path, backend=None):
-    """Read a model written by :meth:`Sequential.save`; ``backend`` overrides the saved one.
+def read_state(path):
+    """(model type, description, arrays) from a model file, verified; raises ValueError.
 
-    Raises FileNotFoundError for a missing file, TypeError for a path or
-    backend of the wrong type, and ValueError for anything truncated,
-    corrupted, foreign, from a newer format version, or whose arrays disagree
-    with its architecture. Nothing half-built is returned.
+    The description is the model's (the format and version keys removed).
     """
-    from .backend import get_backend
-    from .layers import BatchNorm, Dense, layer_from_config
-    from .losses import loss_from_config
-    from .model import Sequential
-
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file path (str or os.PathLike), "
-                        f"got {type(path).__name__} {path!r}")
-    path = os.fspath(path)
-    if backend is not None:
-        get_backend(backend)           # ValueError naming the backend
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such model file: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"path {path!r} is a folder, not a model file")
     try:
-        data = _read(path)
+        f, file_size = _open_regular(path)
+    except _Bad as exc:
+        raise _bad(path, exc) from None
+    try:
+        with f:
+            data = _read(f, file_size)
     except _Bad as exc:
         raise _bad(path, exc) from None
     except MemoryError:
@@ -276,7 +306,6 @@ def load(path, backend=None):
         raise _bad(path, f"not a valid .npz (zip) file ({exc})") from None
     except Exception as exc:       # OSError, EOFError, struct/zlib errors, bad headers...
         raise _bad(path, f"{type(exc).__name__}: {exc}") from None
-
     try:
         meta_text = str(data["meta"])
         if "digest" in data:
@@ -284,60 +313,36 @@ def load(path, backend=None):
             if stored.dtype.kind != "U" or stored.shape != () or \
                     str(stored) != _digest(meta_text, data):
                 raise _Bad("its checksum does not match (the file is corrupted)")
-        try:
-            meta = json.loads(meta_text)
-        except ValueError as exc:
-            raise _Bad(f"its description is not JSON ({exc})") from None
+        meta = _parse_meta(meta_text)
         version = _check_meta(meta)
         if version >= 2 and "digest" not in data:
             raise _Bad("it has no checksum")
-        try:
-            layers = [layer_from_config(c) for c in meta["layers"]]
-            loss = loss_from_config(meta["loss"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _Bad(f"its architecture does not build ({exc})") from None
-        # Check the parameter count before building, so a damaged description
-        # can never make the model allocate more than the file holds.
-        n_params = sum(layer.n_params() if isinstance(layer, Dense) else
-                       2 * layer.num_features if isinstance(layer, BatchNorm) else 0
-                       for layer in layers)
-        if n_params != data["params"].size:
-            raise _Bad(f"its layers have {n_params} parameters but array 'params' holds "
-                       f"{data['params'].size}")
-        try:
-            model = Sequential(layers, loss=loss, backend=backend or meta["backend"],
-                               dtype=meta["dtype"], seed=meta["seed"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _Bad(f"its architecture does not build ({exc})") from None
-        opt = meta.get("optimizer")
-        nbuf = int(opt[1]) if opt else 0
-        expect = {"params": ((model.n_params,), model.dtype),
-                  "state": (model.state.shape, model.dtype),
-                  "opt_a": ((model.n_params if nbuf >= 1 else 0,), model.dtype),
-                  "opt_b": ((model.n_params if nbuf >= 2 else 0,), model.dtype),
-                  "counters": ((2,), np.dtype(np.int64))}
-        for key, (shape, dtype) in expect.items():
-            a = data[key]
-            if a.shape != shape or a.dtype != dtype:
-                raise _Bad(f"array {key!r} is {a.dtype}{a.shape}, the architecture needs "
-                           f"{np.dtype(dtype)}{shape}")
-        for key in ("params", "state", "opt_a", "opt_b"):
-            if not np.isfinite(data[key]).all():
-                raise _Bad(f"array {key!r} holds NaN or infinite values")
-        if (data["counters"] < 0).any():
-            raise _Bad("negative step counters")
-        try:
-            model._shuffle_rng.bit_generator.state = meta["shuffle_rng"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _Bad(f"bad shuffle generator state ({exc})") from None
     except _Bad as exc:
         raise _bad(path, exc) from None
-    model.epochs_trained = meta["epochs_trained"]
-    model.training = meta["training"]
-    model.params[...] = data["params"]
-    model.state[...] = data["state"]
-    model._opt_kind = (opt[0], int(opt[1])) if opt else None
-    model._opt_a = data["opt_a"].copy()
-    model._opt_b = data["opt_b"].copy()
-    model._counters[...] = data["counters"]
-    return model
+    description = {k: v for k, v in meta.items() if k not in ("format", "version", "model")}
+    return meta.get("model", "Sequential"), description, {k: data[k] for k in _ARRAYS}
+
+
+def load(path, backend=None):
+    """Read a model written by :meth:`Sequential.save`; ``backend`` overrides the saved one.
+
+    Raises FileNotFoundError for a missing file, TypeError for a path or
+    backend of the wrong type, and ValueError for anything truncated,
+    corrupted, foreign, not a regular file, from a newer format version, or
+    whose arrays disagree with its architecture. Nothing half-built is
+    returned.
+    """
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or os.PathLike), "
+                        f"got {type(path).__name__} {path!r}")
+    path = os.fspath(path)
+    if backend is not None:
+        get_backend(backend)           # ValueError naming the backend
+    model_type, description, arrays = read_state(path)
+    from_state = _MODEL_TYPES.get(model_type)
+    if from_state is None:
+        raise _bad(path, f"unknown model type {model_type!r}")
+    try:
+        return from_state({"description": description, "arrays": arrays}, backend)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad(path, exc) from None

@@ -6,44 +6,64 @@ views into the model's flat buffers: writing ``layer.W[...] = ...`` changes the
 model. Weight shape is (in, out): ``out = x @ W + b``.
 """
 import math
-import numbers
 
 import numpy as np
+
+from . import plan as P
+from ._config import ACTIVATIONS
+from ._validate import check_float as _check_float, check_int as _check_int
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "uniform")
 _INIT_ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
                  "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
 
 
-def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_float(value, name, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    bad = not math.isfinite(value)
-    if low is not None:
-        bad |= value <= low if low_open else value < low
-    if high is not None:
-        bad |= value >= high if high_open else value > high
-    if bad:
-        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
-        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must be a finite number in {lo or '(-inf'}, {hi or 'inf)'}, got {value}")
-    return value
-
-
 class Layer:
-    """Base class: every layer knows its name and its constructor arguments."""
+    """Base class: everything fastbp needs to know about a kind of layer.
+
+    A layer knows its constructor arguments (``get_config``, ``describe``),
+    the input width it fixes if it comes first (``input_width``), the width it
+    outputs, its parameter shapes in :meth:`fastbp.Sequential.get_weights`
+    order, how it compiles into plan rows (``add_to_plan``), how its arrays
+    bind to the model's flat buffers (``bind``) and how they start
+    (``reset_parameters``). The defaults describe a layer without parameters
+    that keeps the width.
+    """
+
+    name = None         # an activation's name; None for other layers
 
     def get_config(self):
         return {}
+
+    def describe(self):
+        """``{"type": class name, **get_config()}``: what a saved file records."""
+        return {"type": type(self).__name__, **self.get_config()}
+
+    def input_width(self):
+        """The network's input width if this layer comes first, or None if it cannot."""
+        return None
+
+    def output_width(self, width):
+        """The width this layer outputs for an input of ``width`` features."""
+        return width
+
+    def param_shapes(self):
+        """Shapes of its parameter arrays, in ``get_weights`` order."""
+        return []
+
+    def n_params(self):
+        return sum(math.prod(shape) for shape in self.param_shapes())
+
+    def add_to_plan(self, b, i):
+        """Add this layer (``layers[i]``) to the :class:`fastbp.plan.Builder` ``b``;
+        returns the index of the plan row it runs in."""
+        raise TypeError(f"layers[{i}]: unsupported layer {type(self).__name__}")
+
+    def bind(self, row, params, state):
+        """Point this layer's arrays at the flat buffers (``row``: its plan row)."""
+
+    def reset_parameters(self, rng, next_layer):
+        """Give the bound arrays their starting values (``rng``: a numpy Generator)."""
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -80,8 +100,39 @@ class Dense(Layer):
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "bias": self.bias, "init": self.init}
 
-    def n_params(self):
-        return self.in_features * self.out_features + (self.out_features if self.bias else 0)
+    def input_width(self):
+        return self.in_features
+
+    def output_width(self, width):
+        return self.out_features
+
+    def param_shapes(self):
+        shapes = [(self.in_features, self.out_features)]
+        return shapes + [(self.out_features,)] if self.bias else shapes
+
+    def add_to_plan(self, b, i):
+        if self.in_features != b.width:
+            raise ValueError(f"layers[{i}] is Dense({self.in_features}, ...) but its "
+                             f"input has {b.width} features")
+        pa = b.alloc_params(self.in_features * self.out_features)
+        pb = b.alloc_params(self.out_features) if self.bias else -1
+        r = b.add_row(P.DENSE, self.out_features, actv=ACTIVATIONS["identity"], fusable=True)
+        b.rows[r][P.P_A], b.rows[r][P.P_B] = pa, pb
+        return r
+
+    def bind(self, row, params, state):
+        pa, pb, n_in, n_out = row[P.P_A], row[P.P_B], row[P.N_IN], row[P.N_OUT]
+        self.W = params[pa:pa + n_in * n_out].reshape(n_in, n_out)
+        self.b = params[pb:pb + n_out] if pb >= 0 else None
+
+    def reset_parameters(self, rng, next_layer):
+        """Draw W and b (in float64, whatever the model's dtype) from ``rng``."""
+        W = np.empty(self.W.shape)
+        b = np.empty(self.b.shape) if self.b is not None else None
+        self.initialize(rng, W, b, getattr(next_layer, "name", None))
+        self.W[...] = W
+        if b is not None:
+            self.b[...] = b
 
     def initialize(self, rng, W, b, next_activation):
         """Fill the views ``W (in, out)`` and ``b (out,)`` from the Generator ``rng``."""
@@ -110,6 +161,14 @@ class Activation(Layer):
     """An elementwise activation; subclasses name which."""
 
     name = "identity"
+
+    def add_to_plan(self, b, i):
+        code = ACTIVATIONS[self.name]
+        if b.fusable:       # the bias add and this activation run in the pass after the GEMM
+            b.rows[-1][P.ACTV] = code
+            b.fusable = self.name == "identity"
+            return len(b.rows) - 1
+        return b.add_row(P.ACT, b.width, actv=code)
 
 
 class Sigmoid(Activation):
@@ -154,6 +213,34 @@ class BatchNorm(Layer):
     def get_config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
 
+    def input_width(self):
+        return self.num_features
+
+    def param_shapes(self):
+        return [(self.num_features,), (self.num_features,)]
+
+    def add_to_plan(self, b, i):
+        n = self.num_features
+        if n != b.width:
+            raise ValueError(f"layers[{i}] is BatchNorm({n}) but its input has {b.width} features")
+        pa, pb, s = b.alloc_params(n), b.alloc_params(n), b.alloc_state(2 * n)
+        r = b.add_row(P.BATCHNORM, n, floats=(self.momentum, self.eps))
+        b.rows[r][P.P_A], b.rows[r][P.P_B], b.rows[r][P.STATE] = pa, pb, s
+        return r
+
+    def bind(self, row, params, state):
+        n, s = row[P.N_OUT], row[P.STATE]
+        self.gamma = params[row[P.P_A]:row[P.P_A] + n]
+        self.beta = params[row[P.P_B]:row[P.P_B] + n]
+        self.running_mean = state[s:s + n]
+        self.running_var = state[s + n:s + 2 * n]
+
+    def reset_parameters(self, rng, next_layer):
+        self.gamma[...] = 1.0
+        self.beta[...] = 0.0
+        self.running_mean[...] = 0.0
+        self.running_var[...] = 1.0
+
 
 class Dropout(Layer):
     """Inverted dropout: drop each unit with probability ``p`` while training and
@@ -166,6 +253,11 @@ class Dropout(Layer):
 
     def get_config(self):
         return {"p": self.p}
+
+    def add_to_plan(self, b, i):
+        r = b.add_row(P.DROPOUT, b.width, floats=(self.p, 0.0))
+        b.rows[r][P.KEY] = (b.seed * 0x9E3779B1 + 0x632BE5AB * (i + 1)) % (1 << 62)
+        return r
 
 
 LAYERS = {cls.__name__: cls for cls in (Dense, Sigmoid, ReLU, Tanh, Identity, BatchNorm, Dropout)}

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import plan as _plan
-from .layers import _check_float, _check_int
+from ._validate import check_float as _check_float, check_int as _check_int
 
 
 class SGD:
@@ -80,6 +80,19 @@ class Adam:
         if self.eps_hat:
             cfg["eps_hat"] = True
         return cfg
+
+
+def get_optimizer(optimizer, momentum=0.0, nesterov=False, weight_decay=0.0,
+                  betas=(0.9, 0.999), eps=1e-8):
+    """An optimizer from an ``SGD``/``Adam`` instance or a name ("sgd", "adam") and settings."""
+    if isinstance(optimizer, (SGD, Adam)):
+        return optimizer
+    if optimizer == "sgd":
+        return SGD(momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if optimizer == "adam":
+        return Adam(betas=betas, eps=eps, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {optimizer!r}; expected 'sgd', 'adam', "
+                     "fastbp.SGD(...) or fastbp.Adam(...)")
 
 
 def optimizer_from_config(cfg):

@@ -1,18 +1,23 @@
 """The plan: a network described as an integer table both backends can run.
 
-The model turns its list of layers into one ``int64`` table (``plan``, one row
-per step of the forward pass) and one ``float64`` table (``pf``, the steps'
-real-valued settings). Both backends' ``network`` modules walk the same table,
-so a Numba kernel can run a whole epoch without touching a Python object.
+:func:`compile_plan` turns a list of layers, a loss and a seed into a
+:class:`Network`: one ``int64`` table (``plan``, one row per step of the
+forward pass), one ``float64`` table (``pf``, the steps' real-valued
+settings), the loss's settings (``lf``) and the layout of the flat parameter
+and state buffers. Each layer adds its own rows (``Layer.add_to_plan``);
+this module owns the table's format. Both backends' ``network`` modules walk
+the same table, so a Numba kernel can run a whole epoch without touching a
+Python object.
 
 A Dense layer followed by an activation layer becomes ONE row (the bias add
 and the activation run in the pass after the GEMM). With a
 ``BinaryCrossEntropy`` loss the final Sigmoid is not a row at all: the loss
 takes the logits (stable BCE) and ``predict`` applies the sigmoid.
 
-Workspace layout for a batch of ``B`` rows (one flat buffer ``ws``): every
-row's output ``(B, n_out)`` at ``OUT``; BatchNorm keeps ``xhat (B, n)`` then
-``inv_std (n,)`` at ``AUX``; Dropout keeps its mask ``(B, n)`` at ``AUX``.
+Workspace layout for a batch of ``B`` rows (one flat buffer ``ws``, see
+:func:`layout`): every row's output ``(B, n_out)`` at ``OUT``; BatchNorm keeps
+``xhat (B, n)`` then ``inv_std (n,)`` at ``AUX``; Dropout keeps its mask
+``(B, n)`` at ``AUX``.
 """
 import numpy as np
 
@@ -32,22 +37,104 @@ O_MOMENTUM, O_WD, O_NESTEROV, O_BETA1, O_BETA2, O_EPS, O_EPS_HAT = range(7)
 N_OPT_SETTINGS = 7
 # ``counters``: dropout step counter, optimizer step count
 C_DROPOUT, C_OPT = 0, 1
+# Status a training call returns: ran to the end, every training point right
+# (``stop_correct`` reached), the loss became NaN/inf, the stop flag was set
+STATUS_DONE, STATUS_ACCURACY, STATUS_DIVERGED, STATUS_INTERRUPTED = 0, 1, 2, 3
 
 
-def workspace_size(plan, batch):
-    """Number of elements the workspace needs for ``batch`` rows."""
-    size = 0
-    for row in plan:
-        size = max(size, row[OUT] + batch * row[N_OUT])
-        if row[KIND] == BATCHNORM:
-            size = max(size, row[AUX] + batch * row[N_OUT] + row[N_OUT])
-        elif row[KIND] == DROPOUT:
-            size = max(size, row[AUX] + batch * row[N_OUT])
-    return size
+class Network:
+    """A compiled network: the plan tables and the layout of the flat buffers.
+
+    Attributes
+    ----------
+    plan : (R, N_COLS) int64, with OUT/AUX unset (see :func:`layout`).
+    pf : (R, 2) float64 per-row settings. lf : (2,) float64 loss settings.
+    loss_code : int. layer_rows : the plan row of each layer (-1: folded
+    into the loss). n_inputs, n_outputs, n_params, n_state : ints.
+    out_sigmoid : bool, the final sigmoid is applied outside the plan (BCE).
+    threshold : the accuracy threshold on the last row's output (0 on BCE's
+    logits, 0.5 on a [0, 1] output).
+    """
+
+    def __init__(self, rows, pfs, layer_rows, n_inputs, n_outputs, n_params, n_state, loss,
+                 out_sigmoid):
+        self.plan = np.array(rows, dtype=np.int64)
+        self.pf = np.array(pfs, dtype=np.float64)
+        self.lf = np.array(loss.settings(), dtype=np.float64)
+        self.loss_code = loss.code
+        self.layer_rows = layer_rows
+        self.n_inputs, self.n_outputs = n_inputs, n_outputs
+        self.n_params, self.n_state = n_params, n_state
+        self.out_sigmoid = out_sigmoid
+        self.threshold = 0.0 if out_sigmoid else 0.5
+
+    def has(self, kind):
+        """Whether any plan row is of ``kind`` (e.g. BATCHNORM)."""
+        return bool(np.any(self.plan[:, KIND] == kind))
+
+
+class Builder:
+    """What a layer sees while the plan is compiled: the running width and offsets."""
+
+    def __init__(self, width, seed):
+        self.width = width          # features flowing into the next layer
+        self.seed = seed
+        self.rows, self.pfs = [], []
+        self.n_params = self.n_state = 0
+        self.fusable = False        # an activation may fuse into the last row
+
+    def alloc_params(self, size):
+        """Offset of ``size`` new parameters in the flat buffer."""
+        off = self.n_params
+        self.n_params += size
+        return off
+
+    def alloc_state(self, size):
+        """Offset of ``size`` new state entries (BatchNorm's running statistics)."""
+        off = self.n_state
+        self.n_state += size
+        return off
+
+    def add_row(self, kind, n_out, actv=0, floats=(0.0, 0.0), fusable=False):
+        """Append a row reading the current width and writing ``n_out``; its index."""
+        row = np.zeros(N_COLS, dtype=np.int64)
+        row[KIND], row[N_IN], row[N_OUT], row[ACTV] = kind, self.width, n_out, actv
+        self.rows.append(row)
+        self.pfs.append(list(floats))
+        self.width = n_out
+        self.fusable = fusable
+        return len(self.rows) - 1
+
+
+def compile_plan(layers, loss, seed):
+    """A :class:`Network` for ``layers`` (fastbp layers) and ``loss``; ValueError if invalid."""
+    width = layers[0].input_width()
+    if width is None:
+        raise ValueError("the first layer must be Dense or BatchNorm (it fixes the input width)")
+    folded = None
+    if loss.code == BCE:
+        if getattr(layers[-1], "name", None) != "sigmoid":
+            raise ValueError("BinaryCrossEntropy needs a Sigmoid as the last layer "
+                             "(it is computed stably from the value before that sigmoid)")
+        folded = len(layers) - 1
+    b = Builder(width, seed)
+    layer_rows = []
+    for i, layer in enumerate(layers):
+        if i == folded:
+            layer_rows.append(-1)
+            break
+        layer_rows.append(layer.add_to_plan(b, i))
+    if not any(r[KIND] == DENSE for r in b.rows):
+        raise ValueError("the network needs at least one Dense layer")
+    if loss.code == SOFTMAX_CE and b.width < 2:
+        raise ValueError("SoftmaxCrossEntropy needs at least 2 outputs; for one output use "
+                         "a Sigmoid with BinaryCrossEntropy")
+    return Network(b.rows, b.pfs, layer_rows, width, b.width, b.n_params, b.n_state, loss,
+                   folded is not None)
 
 
 def layout(plan, batch):
-    """Fill the OUT/AUX columns of ``plan`` (in place) for ``batch`` rows."""
+    """Fill the OUT/AUX columns of ``plan`` (in place) for ``batch`` rows; the ``ws`` size."""
     off = 0
     for row in plan:
         n = int(row[N_OUT])
@@ -69,7 +156,3 @@ def max_width(plan):
     the first (the gradient of the network's input is never computed)."""
     widest_in = plan[1:, N_IN].max() if plan.shape[0] > 1 else 0
     return int(max(widest_in, plan[:, N_OUT].max()))
-
-
-def new_plan(n_rows):
-    return np.zeros((n_rows, N_COLS), dtype=np.int64), np.zeros((n_rows, 2), dtype=np.float64)

@@ -20,11 +20,11 @@ same bits (the tests check it), and the NumPy reference stays the truth.
 import hashlib
 import os
 
-from .. import _cache
+from .. import _cache, _config
 from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
-ENABLED = os.environ.get("FASTBP_SPECIALIZE", "1") not in ("0", "false", "no")
+ENABLED = _config.SPECIALIZE
 _VERSION = 2            # bump when the generated text changes meaning
 _loaded = {}
 
