@@ -20,7 +20,8 @@ Default (unset): what ``fit`` can use without swapping, i.e. 80% of the
 memory available now (``MemAvailable`` in ``/proc/meminfo``, else the free
 pages from ``os.sysconf``) plus the caller's data array when ``fit`` uses it
 as it is (it is resident already, so it costs nothing new). If the available
-memory cannot be read, no default check is made.
+memory cannot be read, no default check is made; nor is one made for a run
+that needs under 4 MiB of new memory (not worth reading /proc/meminfo per call).
 """
 import os
 
@@ -31,6 +32,7 @@ from ._config import memory_budget_env
 from ._config import parse_size as _parse_size
 
 DEFAULT_FRACTION = 0.8
+_ALWAYS_FITS = 4 << 20      # new bytes the default budget takes without looking
 
 
 class MemoryBudgetError(MemoryError, ValueError):
@@ -159,6 +161,8 @@ def check_fit(model, X, batch_size, epochs=1, validation_data=None):
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.kind not in "biuf":
         return X
     need, resident, parts = fit_footprint(model, X, batch_size, epochs, validation_data)
+    if need - resident <= _ALWAYS_FITS and memory_budget_env() is None:
+        return X        # a few MiB of new buffers: not worth reading /proc/meminfo per call
     limit, source = budget(resident)
     if limit is not None and need > limit:
         raise MemoryBudgetError(

@@ -22,8 +22,11 @@ from .optim import get_optimizer, get_schedule
 
 _MAX_ORDER_ELEMENTS = 1 << 22      # shuffled orders precomputed per kernel call
 _TARGET_CALL_SECONDS = 0.1         # how long one kernel call may run (Ctrl-C latency)
-_THREAD_WORK = 1 << 21             # samples x params x epochs above which a call runs in a
-                                   # worker thread, so Ctrl-C is seen mid-call (below: ~ms)
+_THREAD_SECONDS = 0.03             # a call expected to run longer goes to a worker thread,
+                                   # so Ctrl-C is seen mid-call; a shorter one runs inline
+                                   # (starting a thread costs 0.1-1 ms on a busy machine)
+_THREAD_WORK = 1 << 26             # samples x params x epochs standing in for 30 ms
+                                   # before a call of this shape has been timed
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -145,13 +148,18 @@ def fit(model, s):
                 model._counters)
     rollback = Rollback(model, s, hist)
     stop_flag = np.zeros(1, dtype=np.int64)
-    chunk, t_start = 1, time.perf_counter()
+    timing = model.__dict__.setdefault("_epoch_seconds", {})    # (batch, n) -> s per epoch
+    per_epoch = timing.get((s.batch, s.n))
+    chunk = 1 if per_epoch is None else _chunk(per_epoch, 1 << 30)
+    t_start = time.perf_counter()
     try:
         with CtrlC(stop_flag):
             while hist.epochs_run < s.epochs:
                 rollback.begin_chunk()
                 todo, order, lrs = _next_call(model, s, callbacks, chunk, hist.epochs_run)
-                threaded = model.backend == "numpy" or s.n * model.n_params * todo >= _THREAD_WORK
+                threaded = model.backend == "numpy" or (
+                    per_epoch * todo > _THREAD_SECONDS if per_epoch is not None
+                    else s.n * model.n_params * todo >= _THREAD_WORK)
                 t0 = time.perf_counter()
                 ran, status, losses, corrects = model._engine.run_epochs(
                     s.opt, t, s.X, s.Yf, s.Yi, order, lrs, s.stop_correct, s.batch, stop_flag,
@@ -168,12 +176,18 @@ def fit(model, s):
                     hist.stop(reason or "interrupted")
                     break
                 if ran:   # size the next call to run about _TARGET_CALL_SECONDS
-                    chunk = int(max(1, min(chunk * 4, _TARGET_CALL_SECONDS * ran / max(elapsed, 1e-9))))
+                    per_epoch = timing[(s.batch, s.n)] = elapsed / ran
+                    chunk = _chunk(per_epoch, chunk * 4)
     finally:
         for cb in callbacks:
             cb.close()
         hist.seconds = time.perf_counter() - t_start
     return hist
+
+
+def _chunk(per_epoch, most):
+    """Epochs for a call of about ``_TARGET_CALL_SECONDS`` (1 to ``most``)."""
+    return int(max(1, min(most, _TARGET_CALL_SECONDS / max(per_epoch, 1e-9))))
 
 
 def _next_call(model, s, callbacks, chunk, done):
@@ -309,7 +323,7 @@ def interruptible(fn, flag, threaded, *args):
     every step. A second Ctrl-C (KeyboardInterrupt) is raised only once the
     worker has finished its current step, so no update is ever half-applied
     (the NumPy reference, whose steps are Python code, always runs this way).
-    Calls of a few milliseconds skip the thread (~0.2 ms to start one).
+    Calls expected to take less than ``_THREAD_SECONDS`` skip the thread.
     """
     if not threaded or threading.current_thread() is not threading.main_thread():
         return fn(*args)
