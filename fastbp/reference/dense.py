@@ -67,7 +67,7 @@ def dense_backward_sgd(dout, x, W, lr, dx, db):
     W : (i, o) array, updated
         ``W -= lr * (x.T @ dout)``, after ``dx`` is computed from the old ``W``.
     lr : float
-        Learning rate (rounded to the arrays' dtype, as :func:`fastbp.reference.optim.sgd_update` does).
+        Learning rate, used as :func:`fastbp.reference.optim.sgd_update` uses it.
     dx : (n, i) array, written; or (0, i) when the input gradient is not wanted
         ``dx = dout @ W.T`` with the weights before the step.
     db : (o,) array, written; or (0,) for a layer without bias
@@ -79,7 +79,6 @@ def dense_backward_sgd(dout, x, W, lr, dx, db):
     """
     if dx.shape[0] != 0:
         np.matmul(dout, W.T, out=dx)  # (n, o) @ (o, i) -> (n, i)
-    lrf = W.dtype.type(lr)
-    W -= lrf * (x.T @ dout)  # (i, o)
+    W -= lr * (x.T @ dout)  # (i, o), the arithmetic of sgd_update's ``params -= lr * g``
     if db.size != 0:
         np.sum(dout, axis=0, out=db)  # (o,)
