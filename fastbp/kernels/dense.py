@@ -14,6 +14,9 @@ from numba.extending import intrinsic
 
 from .._config import SMALL_GEMM, njit
 
+# Transpose flags as typed values: literal 0/1 would compile _matmul once per pair.
+_N, _T = np.int64(0), np.int64(1)
+
 
 @intrinsic
 def _xgemm(typingctx, transa, transb, alpha, a, b, beta, c):
@@ -145,7 +148,7 @@ def dense_forward(x, W, b, out):
     if n * i * o < SMALL_GEMM:
         _matmul_loops(x, W, out, 1.0, 0.0)  # (n, o)
     else:
-        _matmul(0, 0, 1.0, x, W, 0.0, out)  # (n, o)
+        _matmul(_N, _N, 1.0, x, W, 0.0, out)  # (n, o)
     if b.size != 0:
         for r in range(n):
             for c in range(o):
@@ -164,7 +167,7 @@ def _dx(dout, W, dx, small):
                     acc += dout[r, c] * W[k, c]
                 dx[r, k] = acc
     else:
-        _matmul(0, 1, 1.0, dout, W, 0.0, dx)  # (n, o) @ (o, i) -> (n, i)
+        _matmul(_N, _T, 1.0, dout, W, 0.0, dx)  # (n, o) @ (o, i) -> (n, i)
 
 
 @njit
@@ -190,7 +193,7 @@ def dense_backward(dout, x, W, dx, dW, db):
     if small:
         _xt_dout_loops(x, dout, dW, 1.0, 0.0)
     else:
-        _matmul(1, 0, 1.0, x, dout, 0.0, dW)  # (i, n) @ (n, o) -> (i, o)
+        _matmul(_T, _N, 1.0, x, dout, 0.0, dW)  # (i, n) @ (n, o) -> (i, o)
     if db.size != 0:
         _colsum(dout, db)
 
@@ -207,7 +210,7 @@ def dense_backward_sgd(dout, x, W, lr, dx, db):
     if small:
         _xt_dout_loops(x, dout, W, -lr, 1.0)
     else:
-        _matmul(1, 0, -lr, x, dout, 1.0, W)  # W += -lr * x.T @ dout, one GEMM
+        _matmul(_T, _N, -lr, x, dout, 1.0, W)  # W += -lr * x.T @ dout, one GEMM
     if db.size != 0:
         _colsum(dout, db)
 

@@ -7,6 +7,8 @@ per-call overhead is paid once per call, not once per sample or batch.
 """
 import math
 
+import numpy as np
+
 from numba.core import cgutils, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
@@ -17,7 +19,7 @@ from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENS
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
                     O_EPS, O_EPS_HAT, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE,
                     STATE)
-from .activations import act_backward, act_forward, bias_act_forward
+from .activations import act_backward, act_forward, bias_act_forward, identity_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .dense import dense_backward, dense_backward_sgd, dense_forward
 from .dropout import dropout_backward, dropout_forward, dropout_mask
@@ -26,6 +28,10 @@ from .losses import (bce_with_logits, bce_with_logits_weighted, mse_loss, mse_lo
 from .optim import adam_update, sgd_update
 
 OK, REACHED_ACCURACY, NON_FINITE, INTERRUPTED = 0, 1, 2, 3
+# Flags passed between kernels as typed values, not literals: a literal True/False/0 would
+# compile the callee once more for each (Numba specialises on literal arguments), and
+# the callers from Python pass plain bool and int64.
+_YES, _NO, _ZERO = np.bool_(True), np.bool_(False), np.int64(0)
 
 
 @intrinsic
@@ -111,13 +117,13 @@ def forward(plan, pf, params, state, x, ws, training, counter):
                 dropout_mask(plan[r, KEY], counter, pf[r, F_A], mask)
                 dropout_forward(inp, mask, out)
             else:
-                out[:, :] = inp
+                identity_forward(inp, out)
 
 
 @njit
 def backward(plan, pf, params, x, ws, ga, gb, grads):
     """Numba kernel of :func:`fastbp.reference.network.backward`."""
-    _backward(plan, pf, params, x, ws, ga, gb, grads, False, 0.0)
+    _backward(plan, pf, params, x, ws, ga, gb, grads, _NO, 0.0)
 
 
 @njit
@@ -271,7 +277,7 @@ def evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold, batch
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         b = stop - start
-        forward(plan, pf, params, state, X[start:stop], ws, False, 0)
+        forward(plan, pf, params, state, X[start:stop], ws, _NO, _ZERO)
         out = layer_output(plan, ws, b)
         k = out.shape[1]
         yf = Yf[start:stop] if Yf.shape[0] > 0 else Yf
@@ -290,12 +296,12 @@ def predict(plan, pf, params, state, X, out_sigmoid, ws, batch, out):
     n = X.shape[0]
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        forward(plan, pf, params, state, X[start:stop], ws, False, 0)
+        forward(plan, pf, params, state, X[start:stop], ws, _NO, _ZERO)
         res = layer_output(plan, ws, stop - start)
         if out_sigmoid:
             act_forward(res, 1, out[start:stop])
         else:
-            out[start:stop, :] = res
+            identity_forward(res, out[start:stop])
 
 
 @njit
@@ -316,7 +322,7 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
             b = stop - start
             _gather(X, Yf, Yi, perm, start, b, xb, yfb, yib)
             x = xb[:b]
-            forward(plan, pf, params, state, x, ws, True, counters[C_DROPOUT])
+            forward(plan, pf, params, state, x, ws, _YES, counters[C_DROPOUT])
             out = layer_output(plan, ws, b)
             k = out.shape[1]
             yf = yfb[:b] if yfb.shape[0] > 0 else yfb
@@ -339,7 +345,7 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
             correct += count_correct(loss_code, out, yf, yi, threshold)
             if fold:    # plain SGD: each layer steps inside backward
                 counters[C_OPT] += 1
-                _backward(plan, pf, params, x, ws, ga, gb, grads, True, lrs[e])
+                _backward(plan, pf, params, x, ws, ga, gb, grads, _YES, lrs[e])
             else:
                 backward(plan, pf, params, x, ws, ga, gb, grads)
                 if l2 != 0.0 and bw > 0.0:
