@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, _cache, _signals, _warmup, datasets
+from . import _cache, _signals, _warmup, datasets
+from ._version import __version__
 from .demo import DEFAULT_SEED
 from .layers import ACTIVATION_LAYERS, INITS
 from .losses import MSE

@@ -32,6 +32,7 @@ import numbers
 
 import numpy as np
 
+from ._version import __version__
 from .interop import read_layers
 from .io import atomic_write, check_path
 from .losses import SoftmaxCrossEntropy
@@ -141,7 +142,6 @@ def build_onnx(model, opset=DEFAULT_OPSET, fold_batchnorm=False):
         [helper.make_tensor_value_info(o, elem, ["batch", n_out]) for o in outs],
         initializer=inits, doc_string=repr(model))
     imports = [helper.make_opsetid("", opset)]
-    from . import __version__
     proto = helper.make_model(graph, opset_imports=imports, producer_name="fastbp",
                               producer_version=__version__,
                               ir_version=helper.find_min_ir_version_for(imports))
