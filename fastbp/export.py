@@ -32,8 +32,8 @@ import numbers
 
 import numpy as np
 
+from ._convert import read_layers
 from ._version import __version__
-from .interop import read_layers
 from .io import atomic_write, check_path
 from .losses import SoftmaxCrossEntropy
 
