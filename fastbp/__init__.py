@@ -11,8 +11,7 @@ from ._memory import MemoryBudgetError
 from .model import MLP, History, Sequential, TrainingDivergedError
 from .optim import SGD, Adam, ExponentialLR, StepLR
 from .sweep import load_results as load_sweep, sweep
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Sequential", "MLP", "History", "TrainingDivergedError", "MemoryBudgetError", "Dense", "Sigmoid", "ReLU",
            "Tanh", "Identity", "BatchNorm", "Dropout", "MSE", "SoftmaxCrossEntropy",

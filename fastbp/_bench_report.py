@@ -6,6 +6,7 @@ import platform
 import numpy as np
 
 from ._bench_core import FASTBP, SKLEARN, TORCH, fmt_diff, fmt_num, fmt_time, pools, torch_module
+from ._version import __version__
 
 
 GROUPS = {"A": "A. Per-sample SGD (one update per sample)",
@@ -96,9 +97,7 @@ def environment():
     import numba
     import scipy
 
-    import fastbp
-
-    versions = {"fastbp": fastbp.__version__, "numpy": np.__version__,
+    versions = {"fastbp": __version__, "numpy": np.__version__,
                 "numba": numba.__version__, "scipy": scipy.__version__}
     torch = torch_module()
     if torch is not None:

@@ -29,6 +29,11 @@ victim's process. So fastbp never lets Numba choose:
 - :func:`load_generated` runs a generated kernel module from the text fastbp
   generated in this process; the copy on disk (which Numba's cache needs) is
   compared with that text and rewritten when it differs, and never executed.
+
+The settings this module follows (``FASTBP_NUMBA_CACHE``, the compile flags,
+``FASTBP_CACHE_DIR``, ``FASTBP_COMPILE_NOTICE``) are read by
+:mod:`fastbp._config`, which hands them over through :func:`configure` when it
+is imported; this module imports nothing else of fastbp.
 """
 import functools
 import glob
@@ -45,14 +50,25 @@ import time
 import types
 from contextlib import contextmanager
 
-from . import _config
-
 _PKG = os.path.dirname(os.path.abspath(__file__))
 KEY_SOURCES = ("kernels/**/*.py", "plan.py", "_config.py", "_cache.py")
 _STALE_SECONDS = 7 * 24 * 3600      # other keys' folders unused this long are removed
 _lock = threading.RLock()
 _said = set()                       # one-line notices already printed
-quiet = not _config.COMPILE_NOTICE  # the CLI's --quiet sets this
+# Set by fastbp._config (see configure):
+enabled = True                      # FASTBP_NUMBA_CACHE: False compiles without a disk cache
+compile_flags = {}                  # the Numba compile flags, part of the key
+cache_dir = None                    # reads FASTBP_CACHE_DIR (None when unset) at every use
+quiet = False                       # no notices; FASTBP_COMPILE_NOTICE=0 and the CLI's --quiet
+
+
+def configure(numba_cache, numba_flags, cache_dir_setting, compile_notice):
+    """Take fastbp's settings from :mod:`fastbp._config`: whether kernels are cached,
+    the compile flags, the function that reads ``$FASTBP_CACHE_DIR`` and whether
+    compile notices are shown."""
+    global enabled, compile_flags, cache_dir, quiet
+    enabled, compile_flags, cache_dir = bool(numba_cache), numba_flags, cache_dir_setting
+    quiet = not compile_notice
 
 
 def say(tag, line):
@@ -82,7 +98,7 @@ def key():
         digest.update(os.path.relpath(path, _PKG).encode() + b"\0")
         with open(path, "rb") as f:
             digest.update(f.read() + b"\0")
-    flags = sorted((k, repr(v)) for k, v in _config.NUMBA_FLAGS.items() if k != "cache")
+    flags = sorted((k, repr(v)) for k, v in compile_flags.items() if k != "cache")
     digest.update(repr(flags).encode())
     digest.update(f"numba {numba.__version__} llvmlite {llvmlite.__version__} "
                   f"numpy {numpy.__version__} python {sys.version}".encode())
@@ -150,7 +166,7 @@ def _candidates():
 
     uid = _uid()
     tag = "" if uid is None else f"-{uid}"
-    explicit = _config.cache_dir_setting()
+    explicit = cache_dir() if cache_dir is not None else None
     if explicit:
         yield explicit
     if config.CACHE_DIR:
@@ -162,7 +178,7 @@ def _candidates():
 
 def folder():
     """This key's private cache folder, or None when kernels compile without a disk cache."""
-    if not _config.NUMBA_CACHE:
+    if not enabled:
         return None
     with _lock:
         return _resolve(tuple(_candidates()), key())
@@ -320,7 +336,6 @@ def attach(dispatcher):
     root = folder()
     if root is not None and os.path.isfile(inspect.getfile(dispatcher.py_func)):
         dispatcher._cache = _kernel_cache_class()(dispatcher.py_func, root)
-    _notice.install()
     return dispatcher
 
 
@@ -386,5 +401,3 @@ def load_generated(name, text):
         raise
     return module
 
-
-from . import _notice  # noqa: E402  (needs `say` and `folder` above)

@@ -115,7 +115,7 @@ def _positive_int(text):
 
 def add_parser(sub):
     """Register ``fastbp trace`` on the ``fastbp`` command's subparsers."""
-    from .cli import positive_float
+    from ._cli_common import positive_float
     p = sub.add_parser(
         "trace", help="show one step of backpropagation: every sum, delta and update",
         description="Run one plain SGD step through the NumPy reference and write it out as a "

@@ -38,6 +38,8 @@ import warnings
 
 import numpy as np
 
+from . import _cache, _notice
+
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -65,6 +67,9 @@ COMPILE_NOTICE = env_flag("FASTBP_COMPILE_NOTICE", True)
 def cache_dir_setting():
     """``$FASTBP_CACHE_DIR`` (None when unset), read each time fastbp looks for its cache."""
     return os.environ.get("FASTBP_CACHE_DIR") or None
+
+
+_cache.configure(NUMBA_CACHE, NUMBA_FLAGS, cache_dir_setting, COMPILE_NOTICE)
 
 
 def blas_threads():
@@ -131,14 +136,15 @@ def njit(*args, **kwargs):
     """
     import numba
 
-    from . import _cache
-
     flags = dict(NUMBA_FLAGS)
     flags.update(kwargs)
     cache = flags.pop("cache")
 
     def attach(dispatcher):
-        return _cache.attach(dispatcher) if cache else dispatcher
+        if not cache:
+            return dispatcher
+        _notice.install()
+        return _cache.attach(dispatcher)
 
     if args and callable(args[0]):
         return attach(numba.njit(**flags)(args[0]))

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 
-from . import cli
+from . import _cli_common as C
 from .demo import SWEEP_LRS
 from .sweep import SweepError, SweepInterrupted, format_summary, summarize, sweep
 from ._sweep_report import default_metric
@@ -97,11 +97,11 @@ def add_parser(sub):
                     "for 1,000 epochs per lr, lr 0.1, 0.2, ..., 1.0.",
         epilog="Example: fastbp sweep --data xor --grid lr=0.05,0.1,0.2 --grid seed=0,1,2 "
                "--sizes 2,4,4,1 --epochs 2000 --batch-size 1 --out results.jsonl")
-    cli._data_options(p)
+    C.data_options(p)
     p.set_defaults(data="linear")
-    cli._model_options(p, "layer sizes (default: 2,4,1 for xor/linear, 64,128,64,10 for "
+    C.model_options(p, "layer sizes (default: 2,4,1 for xor/linear, 64,128,64,10 for "
                           "digits, 3072,128,64,10 for cifar10)")
-    cli._training_options(p, "epochs per run (default: 1000 for xor/linear, 30 for "
+    C.training_options(p, "epochs per run (default: 1000 for xor/linear, 30 for "
                              "digits/cifar10)",
                           "samples per update (default: the whole training set: full-batch "
                           "gradient descent)", lr=False)
@@ -123,7 +123,7 @@ def add_parser(sub):
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. "
                         "tcp://10.0.0.1:8786; needs pip install 'fastbp[dask]')")
-    g.add_argument("--workers", type=cli.nonneg_int, metavar="N",
+    g.add_argument("--workers", type=C.nonneg_int, metavar="N",
                    help="local worker processes (default: one per core; 0: in this process)")
     o = p.add_argument_group("output")
     o.add_argument("--plot", metavar="PATH", default=os.path.join("fastbp-out", "sweep.png"),
@@ -134,7 +134,7 @@ def add_parser(sub):
     o.add_argument("--by", metavar="NAME",
                    help="the grid axis the plots group by (default: the first axis that is "
                         "not seed)")
-    o.add_argument("--top", type=cli.positive_int, default=10, metavar="N",
+    o.add_argument("--top", type=C.positive_int, default=10, metavar="N",
                    help="configurations in the summary table (default: %(default)s)")
     p.set_defaults(func=run)
     return p
@@ -144,17 +144,17 @@ def _axes(args):
     axes = {}
     for name, values in args.grid:
         if name in axes:
-            raise cli.CLIError(f"--grid {name}=... is given twice; put all its values in one")
+            raise C.CLIError(f"--grid {name}=... is given twice; put all its values in one")
         axes[name] = values
     if args.lrs:
         if "lr" in axes:
-            raise cli.CLIError("--lrs and --grid lr=... both give the learning rates; use one")
+            raise C.CLIError("--lrs and --grid lr=... both give the learning rates; use one")
         axes["lr"] = args.lrs
     axes.setdefault("lr", list(SWEEP_LRS))
     if args.sizes and {"sizes", "hidden"} & set(axes):
-        raise cli.CLIError("--sizes fixes the layers; drop it to sweep over sizes or hidden")
+        raise C.CLIError("--sizes fixes the layers; drop it to sweep over sizes or hidden")
     if args.by is not None and args.by.replace("-", "_") not in axes:
-        raise cli.CLIError(f"--by {args.by!r} is not a grid axis; the axes are "
+        raise C.CLIError(f"--by {args.by!r} is not a grid axis; the axes are "
                            f"{', '.join(axes)}")
     return axes
 
@@ -185,16 +185,16 @@ def _source(args, data):
 
 def run(args):
     """Run ``fastbp sweep``; the exit status."""
-    plot_path = cli._output_path(args.plot, "--plot")
-    final_path = cli._output_path(args.plot_final, "--plot-final")
-    out_path = cli._output_path(args.out, "--out")
+    plot_path = C.output_path(args.plot, "--plot")
+    final_path = C.output_path(args.plot_final, "--plot-final")
+    out_path = C.output_path(args.out, "--out")
     axes = _axes(args)
-    data = cli.load_data(args)
-    s = cli.resolve(args, data, SWEEP_PRESETS)
+    data = C.load_data(args)
+    s = C.resolve(args, data, SWEEP_PRESETS)
     n = data.X.shape[0]
     batch = min(args.batch_size or n, n)
-    cli.check_batch(s, n, batch)
-    model, train = cli.describe(s, batch, epochs_word="", lr_text="lr per run")
+    C.check_batch(s, n, batch)
+    model, train = C.describe(s, batch, epochs_word="", lr_text="lr per run")
     print(f"data:     {data.name} ({data.note})")
     print(f"model:    {model}; {args.backend} backend, {args.dtype}, seed {args.seed}")
     print(f"training: {train}" + (" (full batch)" if batch == n else "")
@@ -207,13 +207,13 @@ def run(args):
     except SweepInterrupted as exc:
         sys.stdout.flush()
         print(f"fastbp: {exc}", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
+        return C.EXIT_INTERRUPTED
     except ImportError as exc:          # --scheduler without dask.distributed installed
-        raise cli.CLIError(str(exc)) from None
+        raise C.CLIError(str(exc)) from None
     except SweepError as exc:
         sys.stdout.flush()
         print(f"fastbp: error: {exc}", file=sys.stderr)
-        return cli.EXIT_FAILED
+        return C.EXIT_FAILED
     print(format_summary(summarize(records), top=args.top))
     by = args.by.replace("-", "_") if args.by else next((a for a in axes if a != "seed"), "seed")
     from . import plot as fbplot
@@ -223,7 +223,7 @@ def run(args):
     if final_path is not None:
         figures.append(fbplot.plot_sweep_metric(records, final_path, param=by, title=title,
                                                 metric=default_metric(records)))
-    print(f"time:       {cli._fmt_time(time.perf_counter() - t0)}")
+    print(f"time:       {C.fmt_time(time.perf_counter() - t0)}")
     for f in figures:
         print(f"wrote plot: {f}")
-    return cli.EXIT_OK
+    return C.EXIT_OK

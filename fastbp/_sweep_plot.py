@@ -1,16 +1,18 @@
 """The sweep figures of :mod:`fastbp.plot`: loss curves grouped by a parameter, and a
-final metric against a parameter with the spread over seeds."""
+final metric against a parameter with the spread over seeds. Each function here draws
+its figure and returns it; :func:`fastbp.plot.plot_sweep_curves` and
+:func:`fastbp.plot.plot_sweep_metric` check the arguments and save it."""
 import math
 import numbers
 
 import numpy as np
 
-from . import plot as _p
+from ._plot_base import _lr_label, _new_figure, _use_log
 
 
 def _sweep_value_label(name, value):
     if name == "lr" and isinstance(value, numbers.Real):
-        return _p._lr_label(value)
+        return _lr_label(value)
     if isinstance(value, (list, tuple)):
         return f"{name}={'-'.join(str(v) for v in value)}"
     if isinstance(value, float):
@@ -54,35 +56,15 @@ def _curve(record):
                     dtype=np.float64)
 
 
-def plot_sweep_curves(records, path, by="lr", title=None, logy=True, *, figsize=None,
-                      dpi=_p.DPI):
-    """The loss curves of a sweep's runs, one colour per value of one parameter.
-
-    Parameters
-    ----------
-    records : list of sweep records
-        What :func:`fastbp.sweep` returns (or :func:`fastbp.sweep.load_results`
-        reads): dicts with ``params`` and a per-epoch ``loss``.
-    by : str
-        The grid parameter that picks the colour: numbers in increasing order
-        along viridis (dark = small), other values in tab10. Runs that share
-        its value (seeds, other axes) share the colour and one legend entry.
-        With one run per learning rate this is :func:`plot_lr_sweep`'s figure
-        (seed 000's learning-rate sweep is ``plot_sweep_curves(records, path)``).
-    logy : bool
-        Log-scaled loss axis (linear when a loss is <= 0).
-
-    A run that diverged is drawn until its loss passes 1e6 times the largest
-    first-epoch loss (or stops being finite) and ends there with an x.
-    """
-    figsize, dpi = _p._check_figure_args(figsize, dpi, (7.2, 4.6))
+def curves_figure(records, by, title, logy, figsize, dpi):
+    """The figure of :func:`fastbp.plot.plot_sweep_curves` (``figsize`` and ``dpi`` checked)."""
     items = _sweep_groups(records, by, "records")
     curves = [(c, r) for _, rs in items for r in rs for c in [_curve(r)]]
     firsts = [abs(c[0]) for c, _ in curves if c.size and np.isfinite(c[0])]
     if not firsts:
         raise ValueError("records: no run has a finite loss to draw")
     cap = 1e6 * max(firsts)
-    fig = _p._new_figure(figsize, dpi)
+    fig = _new_figure(figsize, dpi)
     ax = fig.add_subplot()
     drawn = []
     for (value, rs), color in zip(items, _group_colors(items)):
@@ -105,34 +87,16 @@ def plot_sweep_curves(records, path, by="lr", title=None, logy=True, *, figsize=
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(True, which="major", alpha=0.3)
-    _p._use_log(ax, drawn, logy)
+    _use_log(ax, drawn, logy)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=2 if len(items) > 6 else 1,
               fontsize="small", frameon=False)
     if title:
         ax.set_title(title)
-    return _p._save(fig, path)
+    return fig
 
 
-def plot_sweep_metric(records, path, param="lr", metric="final_loss", title=None,
-                      logx=None, logy=True, *, figsize=None, dpi=_p.DPI):
-    """A final metric against one parameter, with the spread over seeds.
-
-    Each run is a dot; the line joins the mean over the runs that share a
-    value of ``param`` and the error bar is their standard deviation. Runs
-    that differ in another grid parameter (not ``seed``) get a line of their
-    own. Failed runs are left out (the legend counts them).
-
-    Parameters
-    ----------
-    records : list of sweep records
-    param : str
-        The grid parameter on the x axis (numbers on a numeric axis, log-scaled
-        when ``logx`` or, by default, when they span more than a factor of 10;
-        other values one tick each).
-    metric : str
-        A record field: "final_loss", "final_accuracy", "final_val_loss", ...
-    """
-    figsize, dpi = _p._check_figure_args(figsize, dpi, (6.8, 4.4))
+def metric_figure(records, param, metric, title, logx, logy, figsize, dpi):
+    """The figure of :func:`fastbp.plot.plot_sweep_metric` (``figsize`` and ``dpi`` checked)."""
     items = _sweep_groups(records, param, "records")
     values = [v for v, _ in items]
     numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
@@ -143,7 +107,7 @@ def plot_sweep_metric(records, path, param="lr", metric="final_loss", title=None
             other = {k: w for k, w in r["params"].items() if k not in (param, "seed")}
             name = ", ".join(_sweep_value_label(k, w) for k, w in other.items())
             series.setdefault(name, {}).setdefault(repr(v), []).append(r)
-    fig = _p._new_figure(figsize, dpi)
+    fig = _new_figure(figsize, dpi)
     ax = fig.add_subplot()
     colors = _group_colors([(k, None) for k in series])
     shown = []
@@ -172,11 +136,11 @@ def plot_sweep_metric(records, path, param="lr", metric="final_loss", title=None
     else:
         ax.set_xticks(list(xs.values()), [_sweep_value_label(param, v).split("=", 1)[1]
                                           for v in values])
-    _p._use_log(ax, [np.array(shown)], logy)
+    _use_log(ax, [np.array(shown)], logy)
     ax.set_xlabel(param)
     ax.set_ylabel(metric)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
-    return _p._save(fig, path)
+    return fig

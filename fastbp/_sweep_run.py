@@ -143,7 +143,7 @@ class _Data:
         """What fit wants for this model: labels, a 0/1 column or one-hot (as the CLI)."""
         if not self.labels:
             return y
-        from .cli import targets
+        from ._cli_common import targets
         return targets(y, sizes, loss, self.X.dtype)
 
     def digest(self):
@@ -249,7 +249,7 @@ class DataSource:
         if self.kind == "callable":
             return _array_data(self.fn(), f"data callable {getattr(self.fn, '__name__', '')}")
         from types import SimpleNamespace
-        from .cli import load_data
+        from ._cli_common import load_data
         o = self.options
         d = load_data(SimpleNamespace(data=self.name, cifar_path=o.get("cifar_path"),
                                       max_records=o["max_records"], n=o["n"],

@@ -1,6 +1,6 @@
 """The backward frames of a traced step, one per layer, last layer first (see
 :mod:`fastbp._trace_frames`): the chain rule with the numbers in it."""
-from ._trace_text import _tag, _too_big, _values_only, add, equation, num, order, sub, summary
+from ._trace_notation import _tag, _too_big, _values_only, add, equation, num, order, sub, summary
 
 
 def _summarise(fr, nm, limit, count, parts, arr=None, dx=None):

@@ -6,8 +6,10 @@ each value to the element of the drawn network it belongs to.
 """
 import numpy as np
 
-from ._trace_text import (_ACT_TEXT, _shown, _tag, _too_big, _values_only, add, equation, frame,
-                          num, order, sub, summary, wrap)
+from . import _trace_back as B
+from ._trace_loss import bce, cross_entropy, mse
+from ._trace_notation import (_ACT_TEXT, _shown, _tag, _too_big, _values_only, add, equation,
+                              frame, num, order, sub, summary, wrap)
 
 
 def _title(nm, i):
@@ -193,14 +195,12 @@ def _dropout(s, nm, limit):
 
 # --------------------------------------------------------------------------- loss
 def loss(s, nm, limit):
-    from ._trace_loss import bce, cross_entropy, mse
     return {"mse": mse, "cross_entropy": cross_entropy, "bce": bce}[s["loss"]](
         s, nm, limit, _frame("loss", "", "", nm))
 
 
 # --------------------------------------------------------------------------- backward
 def backward(s, nm, limit, trace):
-    from . import _trace_back as B
     fr = _frame("backward", _title(nm, s["layer"]), "", nm, s["layer"])
     return {"dense": B.dense, "activation": B.activation, "batchnorm": B.batchnorm,
             "dropout": B.dropout}[s["kind"]](s, nm, limit, fr)

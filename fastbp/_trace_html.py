@@ -15,7 +15,8 @@ from importlib import resources
 
 import numpy as np
 
-from ._trace_text import SHOWN_UNITS, _shown, frames
+from ._trace_notation import SHOWN_UNITS, _shown
+from ._trace_text import frames
 
 _TEMPLATE = "_trace_page.html"
 

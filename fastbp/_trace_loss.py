@@ -2,7 +2,7 @@
 network's output (see :mod:`fastbp._trace_frames`)."""
 import numpy as np
 
-from ._trace_text import _tag, _too_big, _values_only, add, equation, num, sub, summary
+from ._trace_notation import _tag, _too_big, _values_only, add, equation, num, sub, summary
 
 
 def _summarise(fr, nm, limit, s, arr, count):

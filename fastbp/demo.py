@@ -33,6 +33,7 @@ import numpy as np
 
 from . import datasets
 from . import plot as fbplot
+from ._demo_checks import _check, _fmt_check, _silent
 from .layers import BatchNorm, Dense, Dropout, ReLU, Sigmoid
 from .losses import MSE, SoftmaxCrossEntropy
 from .model import MLP, Sequential
@@ -60,30 +61,6 @@ SEED001_LRS = (0.1, 0.02)
 NUMPY_STEPS_FULL = 180_000
 NUMPY_STEPS_QUICK = 500
 BACKEND_TOL = 1e-10
-
-
-def _silent(line):
-    pass
-
-
-def _check(name, value, expected, decimals, what="published", tol=None):
-    """One check: ``|value - expected| <= tol``; by default ``tol`` is half a
-    unit in the last of the ``decimals`` decimals ``expected`` is given to."""
-    tol = _half_unit(decimals) if tol is None else tol
-    ok = bool(abs(float(value) - float(expected)) <= tol)
-    return {"name": name, "value": float(value), "expected": float(expected),
-            "decimals": int(decimals), "tol": tol, "against": what, "ok": ok}
-
-
-def _half_unit(decimals):
-    """Half a unit in the last published decimal, plus float64 slack."""
-    return 0.5 * 10.0 ** (-decimals) + 1e-12
-
-
-def _fmt_check(c):
-    mark = "ok" if c["ok"] else "MISMATCH"
-    expected = f"{c['expected']:.{c['decimals']}f}"
-    return (f"    {c['name']:<15}= {c['value']: .8f}   {c['against']:<9} {expected:>11}  {mark}")
 
 
 # --------------------------------------------------------------------------- seed 000

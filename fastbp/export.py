@@ -1,4 +1,5 @@
-"""ONNX export: ``model.to_onnx(path)`` and ``fastbp export model.npz model.onnx``.
+"""ONNX export: ``model.to_onnx(path)`` and ``fastbp export model.npz model.onnx`` (the
+command is in :mod:`fastbp._cli_export`).
 
 The exported graph computes what ``model.predict`` computes (eval mode), in
 the model's dtype (float32 or float64), for any number of rows:
@@ -32,7 +33,8 @@ import numbers
 
 import numpy as np
 
-from .interop import read_layers
+from ._convert import read_layers
+from ._version import __version__
 from .io import atomic_write, check_path
 from .losses import SoftmaxCrossEntropy
 
@@ -141,7 +143,6 @@ def build_onnx(model, opset=DEFAULT_OPSET, fold_batchnorm=False):
         [helper.make_tensor_value_info(o, elem, ["batch", n_out]) for o in outs],
         initializer=inits, doc_string=repr(model))
     imports = [helper.make_opsetid("", opset)]
-    from . import __version__
     proto = helper.make_model(graph, opset_imports=imports, producer_name="fastbp",
                               producer_version=__version__,
                               ir_version=helper.find_min_ir_version_for(imports))
@@ -192,40 +193,3 @@ def to_onnx(model, path=None, opset=DEFAULT_OPSET, fold_batchnorm=False):
         data = proto.SerializeToString()
         atomic_write(path, lambda f: f.write(data))
     return proto
-
-
-# --------------------------------------------------------------------------- command line
-def add_parser(subparsers):
-    """Register ``fastbp export`` on the command line's ``subparsers``."""
-    p = subparsers.add_parser(
-        "export", help="write a saved model as an ONNX file",
-        description="Write a model saved by fastbp (.npz) as an ONNX file that computes its "
-                    "eval-mode output (what predict returns) in the model's dtype, with a "
-                    "dynamic batch dimension: input 'input'; outputs 'logits' and "
-                    "'probabilities' for a softmax cross-entropy model, 'output' otherwise. "
-                    "Needs the onnx package (pip install \"fastbp[onnx]\").",
-        epilog="Example: fastbp export model.npz model.onnx")
-    p.add_argument("model", help="the saved model (.npz)")
-    p.add_argument("output", help="the ONNX file to write (its folder must exist)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
-                   help=f"ONNX opset, {MIN_OPSET} or newer (default: %(default)s)")
-    p.add_argument("--fold-batchnorm", action="store_true",
-                   help="fold each BatchNorm that follows a Dense into its Gemm")
-    p.set_defaults(func=run)
-    return p
-
-
-def run(args):
-    """Run ``fastbp export``; return the exit status."""
-    from .io import load
-    model = load(args.model)
-    try:
-        proto = to_onnx(model, args.output, opset=args.opset, fold_batchnorm=args.fold_batchnorm)
-    except ImportError as exc:
-        from .cli import CLIError
-        raise CLIError(str(exc)) from exc
-    outs = ", ".join(f"'{o.name}'" for o in proto.graph.output)
-    print(f"wrote {args.output}: ONNX opset {args.opset}, {np.dtype(model.dtype).name}, "
-          f"{len(proto.graph.node)} nodes, input 'input' (batch, {model.n_inputs}), "
-          f"output(s) {outs}")
-    return 0

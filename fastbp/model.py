@@ -341,7 +341,7 @@ class Sequential:
 
     def to_torch(self):
         """The equivalent ``torch.nn.Sequential`` (eval mode); see :func:`fastbp.interop.to_torch`."""
-        from .interop import to_torch
+        from ._convert import to_torch
         return to_torch(self)
 
     @_exclusive

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _sweep_plot
+from ._plot_base import DPI, _check_figure_args, _lr_label, _new_figure, _use_log
+
 __all__ = [
     "plot_loss",
     "plot_lr_sweep",
@@ -28,7 +31,6 @@ __all__ = [
     "plot_sweep_metric",
 ]
 
-DPI = 100
 CLASS_COLORS = ("tab:red", "tab:blue")             # class 0, class 1
 REGION_COLORS = ("#f8d0d0", "#d0dcf8")             # light red, light blue
 
@@ -36,16 +38,6 @@ REGION_COLORS = ("#f8d0d0", "#d0dcf8")             # light red, light blue
 # --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
-def _new_figure(figsize, dpi):
-    """A Figure attached to an Agg canvas (no pyplot, no backend switch)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _save(fig, path):
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -54,17 +46,6 @@ def _save(fig, path):
     finally:
         fig.clear()
     return os.fspath(p)
-
-
-def _check_figure_args(figsize, dpi, default):
-    if figsize is None:
-        figsize = default
-    figsize = tuple(float(v) for v in figsize)
-    if len(figsize) != 2 or not all(math.isfinite(v) and v > 0 for v in figsize):
-        raise ValueError(f"figsize must be two positive numbers, got {figsize!r}")
-    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Real) or not dpi > 0:
-        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
-    return figsize, dpi
 
 
 def _losses(values, name):
@@ -81,25 +62,6 @@ def _losses(values, name):
             f"got shape {arr.shape}"
         )
     return arr
-
-
-def _use_log(ax, arrays, logy):
-    """Log y-axis when asked and every finite loss is positive."""
-    if not logy:
-        return
-    finite = np.concatenate([a[np.isfinite(a)] for a in arrays])
-    if finite.size and finite.min() > 0:
-        # explicit limits first: autoscaling a log axis overflows near the float64
-        # maximum (a diverged run); such values are drawn off the top of the axis
-        ax.set_ylim(finite.min() / 1.25, min(finite.max() * 1.25, 1e100))
-        ax.set_yscale("log")
-
-
-def _lr_label(lr):
-    text = f"{lr:g}"
-    if not any(ch in text for ch in ".einf"):
-        text += ".0"                      # "lr=1.0" beside "lr=0.9", not "lr=1"
-    return f"lr={text}"
 
 
 def _sorted_curves(curves, name):
@@ -409,6 +371,53 @@ def plot_benchmark(rows, path, title=None, *, figsize=None, dpi=DPI,
     return _save(fig, path)
 
 
+# --------------------------------------------------------------------------- #
+# sweeps (drawn in fastbp._sweep_plot)
+# --------------------------------------------------------------------------- #
+def plot_sweep_curves(records, path, by="lr", title=None, logy=True, *, figsize=None,
+                      dpi=DPI):
+    """The loss curves of a sweep's runs, one colour per value of one parameter.
 
-# The sweep figures (plot_sweep_curves, plot_sweep_metric) live in their own module.
-from ._sweep_plot import plot_sweep_curves, plot_sweep_metric  # noqa: E402
+    Parameters
+    ----------
+    records : list of sweep records
+        What :func:`fastbp.sweep` returns (or :func:`fastbp.sweep.load_results`
+        reads): dicts with ``params`` and a per-epoch ``loss``.
+    by : str
+        The grid parameter that picks the colour: numbers in increasing order
+        along viridis (dark = small), other values in tab10. Runs that share
+        its value (seeds, other axes) share the colour and one legend entry.
+        With one run per learning rate this is :func:`plot_lr_sweep`'s figure
+        (seed 000's learning-rate sweep is ``plot_sweep_curves(records, path)``).
+    logy : bool
+        Log-scaled loss axis (linear when a loss is <= 0).
+
+    A run that diverged is drawn until its loss passes 1e6 times the largest
+    first-epoch loss (or stops being finite) and ends there with an x.
+    """
+    figsize, dpi = _check_figure_args(figsize, dpi, (7.2, 4.6))
+    return _save(_sweep_plot.curves_figure(records, by, title, logy, figsize, dpi), path)
+
+
+def plot_sweep_metric(records, path, param="lr", metric="final_loss", title=None,
+                      logx=None, logy=True, *, figsize=None, dpi=DPI):
+    """A final metric against one parameter, with the spread over seeds.
+
+    Each run is a dot; the line joins the mean over the runs that share a
+    value of ``param`` and the error bar is their standard deviation. Runs
+    that differ in another grid parameter (not ``seed``) get a line of their
+    own. Failed runs are left out (the legend counts them).
+
+    Parameters
+    ----------
+    records : list of sweep records
+    param : str
+        The grid parameter on the x axis (numbers on a numeric axis, log-scaled
+        when ``logx`` or, by default, when they span more than a factor of 10;
+        other values one tick each).
+    metric : str
+        A record field: "final_loss", "final_accuracy", "final_val_loss", ...
+    """
+    figsize, dpi = _check_figure_args(figsize, dpi, (6.8, 4.4))
+    return _save(_sweep_plot.metric_figure(records, param, metric, title, logx, logy,
+                                           figsize, dpi), path)
