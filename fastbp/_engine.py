@@ -132,7 +132,7 @@ class Engine:
         loss = self.ops.loss_and_grad(net.loss_code, net.lf, out, Yf, Yi,
                                       w.probs[:n * k].reshape(n, k), w.ga[:n * k].reshape(n, k))
         grads = np.zeros_like(params)
-        self.ops.backward(w.plan, net.pf, params, X, w.ws, w.ga, w.gb, grads)
+        self.ops.backward(w.plan, net.pf, params, X, w.ws, w.ga, w.gb, grads, False, 0.0)
         return float(loss), grads
 
     def trainer(self, batch, loss_code, opt_code, plain=True):

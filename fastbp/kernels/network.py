@@ -120,10 +120,6 @@ def forward(plan, pf, params, state, x, ws, training, counter):
                 identity_forward(inp, out)
 
 
-@njit
-def backward(plan, pf, params, x, ws, ga, gb, grads):
-    """Numba kernel of :func:`fastbp.reference.network.backward`."""
-    _backward(plan, pf, params, x, ws, ga, gb, grads, _NO, 0.0)
 
 
 @njit
@@ -132,7 +128,8 @@ def _sgd_slice(params, grads, off, n, lr):
 
 
 @njit
-def _backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
+def backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
+    """Numba kernel of :func:`fastbp.reference.network.backward`."""
     b = x.shape[0]
     cur = ga
     nxt = gb
@@ -345,9 +342,9 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
             correct += count_correct(loss_code, out, yf, yi, threshold)
             if fold:    # plain SGD: each layer steps inside backward
                 counters[C_OPT] += 1
-                _backward(plan, pf, params, x, ws, ga, gb, grads, _YES, lrs[e])
+                backward(plan, pf, params, x, ws, ga, gb, grads, _YES, lrs[e])
             else:
-                backward(plan, pf, params, x, ws, ga, gb, grads)
+                backward(plan, pf, params, x, ws, ga, gb, grads, _NO, 0.0)
                 if l2 != 0.0 and bw > 0.0:
                     loss += 0.5 * l2 / bw * add_l2(plan, params, grads, l2 / bw)
                 _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])

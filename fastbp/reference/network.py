@@ -96,29 +96,25 @@ def forward(plan, pf, params, state, x, ws, training, counter):
         inp = out
 
 
-def backward(plan, pf, params, x, ws, ga, gb, grads):
+def _sgd_slice(params, grads, off, n, lr):
+    """Plain SGD on ``params[off:off + n]`` from the same slice of ``grads``."""
+    sgd_update(params[off:off + n], grads[off:off + n], params[:0], lr, 0.0, 0.0, False)
+
+
+def backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
     """Backpropagate the loss gradient through every row of ``plan``.
 
     On entry ``ga[:b*n_out_last]`` holds d loss / d (last output), (b, n_out).
     Every parameter gradient is written (not accumulated) into ``grads``,
     which has the layout of ``params``. ``ga`` and ``gb`` (each at least
     b * widest layer) take turns holding the running gradient.
-    """
-    _backward(plan, pf, params, x, ws, ga, gb, grads, False, 0.0)
 
-
-def _sgd_slice(params, grads, off, n, lr):
-    """Plain SGD on ``params[off:off + n]`` from the same slice of ``grads``."""
-    sgd_update(params[off:off + n], grads[off:off + n], params[:0], lr, 0.0, 0.0, False)
-
-
-def _backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
-    """:func:`backward`; with ``step``, also a plain SGD step at ``lr`` on every parameter.
-
-    Each layer's parameters take their step right after the layer's input
-    gradient is computed from them, so the result is that of backward followed
-    by ``sgd_update`` (no momentum, no weight decay), but the Dense weight
-    gradients are never stored (:func:`fastbp.reference.dense.dense_backward_sgd`).
+    step: also take a plain SGD step at ``lr`` on every parameter (no momentum,
+    no weight decay). Each layer's parameters step right after the layer's
+    input gradient is computed from them, so the result is that of backward
+    followed by ``sgd_update``, but the Dense weight gradients are never stored
+    (:func:`fastbp.reference.dense.dense_backward_sgd`). Without it (False,
+    lr ignored) nothing but ``grads`` and the workspace changes.
     """
     b = x.shape[0]
     cur, nxt = ga, gb
@@ -335,9 +331,9 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
             correct += count_correct(loss_code, out, yf, yi, threshold)
             if fold:    # plain SGD: each layer steps inside backward
                 counters[C_OPT] += 1
-                _backward(plan, pf, params, x, ws, ga, gb, grads, True, lrs[e])
+                backward(plan, pf, params, x, ws, ga, gb, grads, True, lrs[e])
             else:
-                backward(plan, pf, params, x, ws, ga, gb, grads)
+                backward(plan, pf, params, x, ws, ga, gb, grads, False, 0.0)
                 bw = float(np.sum(swb[:b], dtype=np.float64)) if sw.shape[0] > 0 else float(b)
                 if l2 != 0.0 and bw > 0.0:
                     loss += 0.5 * l2 / bw * add_l2(plan, params, grads, l2 / bw)
