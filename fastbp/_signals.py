@@ -87,22 +87,8 @@ class TrainSignals:
         """
         if not self._old:
             return fn(*args)
-        box = []
-
-        def work():
-            try:
-                box.append((True, fn(*args)))
-            except BaseException as exc:        # handed to the caller below
-                box.append((False, exc))
-
-        worker = threading.Thread(target=work, name="fastbp-warm-up", daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.05)
-        ok, value = box[0]
-        if not ok:
-            raise value
-        return value
+        from ._training import in_worker
+        return in_worker(fn, args, "fastbp-warm-up")
 
 
 def note(sig, text):

@@ -327,24 +327,40 @@ def interruptible(fn, flag, threaded, *args):
     """
     if not threaded or threading.current_thread() is not threading.main_thread():
         return fn(*args)
-    result = []
+
+    def stop_after_this_step():
+        flag[0] = 1
+
+    return in_worker(fn, args, "fastbp-train", on_interrupt=stop_after_this_step)
+
+
+def in_worker(fn, args, name, on_interrupt=None):
+    """``fn(*args)`` in a daemon worker thread while this thread waits, free to take signals.
+
+    A KeyboardInterrupt during the wait propagates at once when ``on_interrupt``
+    is None (the worker is abandoned); otherwise ``on_interrupt()`` is called,
+    the wait goes on, and the interrupt is raised once the worker has finished.
+    """
+    box = []
 
     def work():
         try:
-            result.append((True, fn(*args)))
+            box.append((True, fn(*args)))
         except BaseException as exc:   # handed to the caller below
-            result.append((False, exc))
+            box.append((False, exc))
 
-    worker = threading.Thread(target=work, name="fastbp-train", daemon=True)
+    worker = threading.Thread(target=work, name=name, daemon=True)
     worker.start()
     pending = None
     while worker.is_alive():
         try:
             worker.join(0.05)
         except KeyboardInterrupt as exc:
-            flag[0] = 1
+            if on_interrupt is None:
+                raise
+            on_interrupt()
             pending = exc
-    ok, value = result[0]
+    ok, value = box[0]
     if not ok:
         raise value
     if pending is not None:
