@@ -25,6 +25,34 @@ def mse_loss(pred, target, sum_reduction, half, dpred):
 
 
 @njit
+def _zero(a):
+    # a (n, k) = 0, as loops (a slice assignment compiles a shape-error path)
+    zero = a.dtype.type(0)
+    for r in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            a[r, c] = zero
+
+
+@njit
+def _softmax_row(logits, r, probs):
+    # probs[r] = softmax(logits[r]), max subtracted first; returns log-sum-exp (m + log s)
+    k = logits.shape[1]
+    t = logits.dtype.type
+    m = logits[r, 0]
+    for c in range(1, k):
+        if logits[r, c] > m:
+            m = logits[r, c]
+    s = t(0)
+    for c in range(k):
+        e = np.exp(logits[r, c] - m)  # in (0, 1]
+        probs[r, c] = e
+        s += e
+    for c in range(k):
+        probs[r, c] = probs[r, c] / s
+    return m + np.log(s)
+
+
+@njit
 def softmax_cross_entropy(logits, labels, probs, dlogits):
     """Numba kernel of :func:`fastbp.reference.losses.softmax_cross_entropy`."""
     # logits (n, k), labels (n,) int64, probs (n, k), dlogits (n, k)
@@ -34,19 +62,9 @@ def softmax_cross_entropy(logits, labels, probs, dlogits):
     one = t(1)
     acc = 0.0  # float64
     for r in range(n):
-        m = logits[r, 0]
-        for c in range(1, k):
-            if logits[r, c] > m:
-                m = logits[r, c]
-        s = t(0)
-        for c in range(k):
-            e = np.exp(logits[r, c] - m)  # in (0, 1]
-            probs[r, c] = e
-            s += e
-        for c in range(k):
-            probs[r, c] = probs[r, c] / s
+        lse = _softmax_row(logits, r, probs)
         lab = labels[r]
-        acc += (m + np.log(s)) - logits[r, lab]
+        acc += lse - logits[r, lab]
         for c in range(k):
             g = probs[r, c]
             if c == lab:
@@ -99,7 +117,7 @@ def mse_loss_weighted(pred, target, sw, sum_reduction, half, dpred):
     W = _total_weight(sw)
     D = 1.0 if sum_reduction else k * W
     if D == 0.0:
-        dpred[:, :] = 0
+        _zero(dpred)
         return 0.0
     acc = 0.0  # float64
     for r in range(n):
@@ -123,21 +141,11 @@ def softmax_cross_entropy_weighted(logits, labels, sw, probs, dlogits):
     W = _total_weight(sw)
     acc = 0.0  # float64
     for r in range(n):
-        m = logits[r, 0]
-        for c in range(1, k):
-            if logits[r, c] > m:
-                m = logits[r, c]
-        s = t(0)
-        for c in range(k):
-            e = np.exp(logits[r, c] - m)  # in (0, 1]
-            probs[r, c] = e
-            s += e
-        for c in range(k):
-            probs[r, c] = probs[r, c] / s
+        lse = _softmax_row(logits, r, probs)
         if W == 0.0:
             continue
         lab = labels[r]
-        acc += sw[r] * ((m + np.log(s)) - logits[r, lab])
+        acc += sw[r] * (lse - logits[r, lab])
         coef = t(sw[r] / W)
         for c in range(k):
             g = probs[r, c]
@@ -145,7 +153,7 @@ def softmax_cross_entropy_weighted(logits, labels, sw, probs, dlogits):
                 g = g - one
             dlogits[r, c] = g * coef
     if W == 0.0:
-        dlogits[:, :] = 0
+        _zero(dlogits)
         return 0.0
     return acc / W
 
@@ -160,7 +168,7 @@ def bce_with_logits_weighted(z, target, sw, dz):
     zero = t(0)
     D = k * _total_weight(sw)
     if D == 0.0:
-        dz[:, :] = 0
+        _zero(dz)
         return 0.0
     acc = 0.0  # float64
     for r in range(n):
