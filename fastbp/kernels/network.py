@@ -147,7 +147,12 @@ def backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
             dx = _view(nxt, 0, 0, n_in)
         if kind == DENSE:
             if plan[r, ACTV] != IDENTITY:   # identity: the gradient passes as it is
-                act_backward(dout, y, plan[r, ACTV], dout)
+                # out of place, into the free buffer (see the reference)
+                g = _view(nxt, 0, b, n_out)
+                act_backward(dout, y, plan[r, ACTV], g)
+                dout = g
+                cur, nxt = nxt, cur
+                dx = _view(nxt, 0, dx.shape[0], n_in)
             W = _view(params, plan[r, P_A], n_in, n_out)
             dW = _view(grads, plan[r, P_A], n_in, n_out)
             db = _vec(grads, plan[r, P_B], n_out)
@@ -159,7 +164,8 @@ def backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
                 dense_backward(dout, inp, W, dx, dW, db)
             cur, nxt = nxt, cur
         elif kind == ACT:
-            act_backward(dout, y, plan[r, ACTV], dout)
+            act_backward(dout, y, plan[r, ACTV], _view(nxt, 0, b, n_out))
+            cur, nxt = nxt, cur
         elif kind == BATCHNORM:
             a = plan[r, AUX]
             xhat = _view(ws, a, b, n_out)

@@ -132,7 +132,13 @@ def backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
             dx = _view(nxt, 0, 0, n_in)                      # not wanted
         if kind == DENSE:
             if row[ACTV] != IDENTITY:   # identity: the gradient passes as it is
-                act_backward(dout, y, row[ACTV], dout)        # d pre-activation, in place
+                # d pre-activation, out of place into the free buffer: in place, the
+                # compiled ReLU select becomes a data-dependent branch per element
+                g = _view(nxt, 0, b, n_out)
+                act_backward(dout, y, row[ACTV], g)
+                dout = g
+                cur, nxt = nxt, cur
+                dx = _view(nxt, 0, dx.shape[0], n_in)
             W = _view(params, row[P_A], n_in, n_out)
             dW = _view(grads, row[P_A], n_in, n_out)
             db = _vec(grads, row[P_B], n_out)
@@ -144,7 +150,8 @@ def backward(plan, pf, params, x, ws, ga, gb, grads, step, lr):
                 dense_backward(dout, inp, W, dx, dW, db)
             cur, nxt = nxt, cur
         elif kind == ACT:
-            act_backward(dout, y, row[ACTV], dout)
+            act_backward(dout, y, row[ACTV], _view(nxt, 0, b, n_out))   # out of place
+            cur, nxt = nxt, cur
         elif kind == BATCHNORM:
             xhat = _view(ws, row[AUX], b, n_out)
             inv_std = ws[row[AUX] + b * n_out:row[AUX] + b * n_out + n_out]
