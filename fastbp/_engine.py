@@ -49,8 +49,12 @@ def buffer_specs(net, batch, dtype):
 
 def workspace_bytes(net, batch, dtype):
     """Bytes of the buffers a :class:`Workspace` for ``batch`` rows allocates."""
-    _, specs = buffer_specs(net, batch, dtype)
-    return sum(math.prod(shape) * dt.itemsize for shape, dt in specs.values())
+    known = net.__dict__.setdefault("_workspace_bytes", {})     # the plan never changes
+    key = (int(batch), np.dtype(dtype).str)
+    if key not in known:
+        _, specs = buffer_specs(net, batch, dtype)
+        known[key] = sum(math.prod(shape) * dt.itemsize for shape, dt in specs.values())
+    return known[key]
 
 
 class Workspace:
@@ -60,6 +64,7 @@ class Workspace:
     def __init__(self, net, batch, dtype):
         self.batch = batch
         self.plan, specs = buffer_specs(net, batch, dtype)
+        self.macs = _threads.step_macs(self.plan, batch)    # sizes the BLAS pools
         for name, (shape, dt) in specs.items():
             setattr(self, name, np.zeros(shape, dtype=dt))
 
@@ -93,7 +98,7 @@ class Engine:
         return space
 
     def _limit(self, space):
-        return _threads.limit(_threads.threads_for(space.plan, space.batch))
+        return _threads.limit(_threads.threads_for(space.macs, space.batch))
 
     def predict(self, params, state, X, batch):
         """The network's eval-mode output (n, n_outputs), ``batch`` rows per pass."""

@@ -109,7 +109,8 @@ def _fmt(nbytes):
 
 def fit_footprint(model, X, batch_size, epochs=1, validation_data=None,
                   max_order_elements=1 << 22):
-    """(bytes fit needs, bytes of that already resident in X, an itemised description).
+    """(bytes fit needs, bytes of that already resident in X, a function returning an
+    itemised description).
 
     Estimated from shapes only: X (n, d) as the model's dtype (plus nothing if
     it is used in place), targets, the batch workspace, shuffled orders,
@@ -146,8 +147,10 @@ def fit_footprint(model, X, batch_size, epochs=1, validation_data=None,
         except (TypeError, IndexError, KeyError):
             pass
     need = data + targets + work + orders + params + val
-    parts = (f"X {_fmt(data)} as {dt.name}" + ("" if in_place else " (a converted copy)")
-             + f", targets {_fmt(targets)}, buffers {_fmt(work + orders + params + val)}")
+
+    def parts():
+        return (f"X {_fmt(data)} as {dt.name}" + ("" if in_place else " (a converted copy)")
+                + f", targets {_fmt(targets)}, buffers {_fmt(work + orders + params + val)}")
     return need, (data if in_place else 0), parts
 
 
@@ -167,6 +170,6 @@ def check_fit(model, X, batch_size, epochs=1, validation_data=None):
     if limit is not None and need > limit:
         raise MemoryBudgetError(
             f"X of shape {X.shape} ({X.dtype}) is too large for the memory budget: fit would "
-            f"need about {_fmt(need)} ({parts}) but the budget is {_fmt(limit)} ({source}). "
+            f"need about {_fmt(need)} ({parts()}) but the budget is {_fmt(limit)} ({source}). "
             f"Train on a subset or in float32, or set {ENV} (e.g. '16G', '90%', 'off').")
     return X

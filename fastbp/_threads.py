@@ -31,7 +31,7 @@ SMALL_STEP = 1 << 25        # multiply-adds per batch step below which BLAS gets
 _controller = None
 _lock = threading.Lock()
 _users = 0                  # calls inside limit() now
-_held = None                # (threadpoolctl limiter restoring the original sizes, n in force)
+_held = None                # ([(BLAS controller, its size before)], n in force)
 
 
 def step_macs(plan, batch):
@@ -40,14 +40,15 @@ def step_macs(plan, batch):
     return int(batch) * int(np.sum(dense[:, P.N_IN] * dense[:, P.N_OUT]))
 
 
-def threads_for(plan, batch):
-    """The BLAS thread count for a call on ``batch`` rows, or None to leave it alone."""
+def threads_for(macs, batch):
+    """The BLAS thread count for a call on ``batch`` rows whose steps take ``macs``
+    multiply-adds (:func:`step_macs`), or None to leave the pools alone."""
     n = _config.blas_threads()
     if n is not None:
         return n if n > 0 else None
     if batch == 1:          # the per-sample kernels call no BLAS
         return None
-    return 1 if step_macs(plan, batch) < SMALL_STEP else None
+    return 1 if macs < SMALL_STEP else None
 
 
 @contextlib.contextmanager
@@ -63,17 +64,30 @@ def limit(n):
         _leave()
 
 
+def _blas():
+    """threadpoolctl's controllers of the BLAS libraries loaded now (found once)."""
+    global _controller
+    if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's kernels call)
+        from threadpoolctl import ThreadpoolController
+        _controller = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controller
+
+
 def _enter(n):
-    global _controller, _users, _held
+    global _users, _held
     with _lock:
-        if _controller is None:
-            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
-            from threadpoolctl import ThreadpoolController
-            _controller = ThreadpoolController()
         if _held is None:
-            _held = (_controller.limit(limits=n, user_api="blas"), n)
+            # each pool's size now, to restore; only pools above n are changed
+            saved = [(lc, lc.get_num_threads()) for lc in _blas()]
+            for lc, size in saved:
+                if size is None or size > n:
+                    lc.set_num_threads(n)
+            _held = (saved, n)
         elif n < _held[1]:          # a smaller limit inside a larger one: lower it
-            _controller.limit(limits=n, user_api="blas")
+            for lc, size in _held[0]:
+                if lc.get_num_threads() > n:
+                    lc.set_num_threads(n)
             _held = (_held[0], n)
         _users += 1
 
@@ -83,5 +97,7 @@ def _leave():
     with _lock:
         _users -= 1
         if _users == 0:
-            _held[0].restore_original_limits()
+            for lc, size in _held[0]:
+                if size is not None and lc.get_num_threads() != size:
+                    lc.set_num_threads(size)
             _held = None

@@ -246,7 +246,8 @@ class Rollback:
         self.hist.forget(self.hist.epochs_run - snap[7])
 
     def begin_chunk(self):
-        self.chunk = self._take()
+        # the first chunk starts where fit started: the same snapshot serves both
+        self.chunk = self.start if self.chunk is None else self._take()
 
     def _finite(self):
         return bool(np.isfinite(self.model.params).all() and np.isfinite(self.model.state).all())

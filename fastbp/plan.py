@@ -67,10 +67,11 @@ class Network:
         self.n_params, self.n_state = n_params, n_state
         self.out_sigmoid = out_sigmoid
         self.threshold = 0.0 if out_sigmoid else 0.5
+        self.kinds = frozenset(int(k) for k in self.plan[:, KIND]) if len(rows) else frozenset()
 
     def has(self, kind):
         """Whether any plan row is of ``kind`` (e.g. BATCHNORM)."""
-        return bool(np.any(self.plan[:, KIND] == kind))
+        return kind in self.kinds
 
 
 class Builder:
