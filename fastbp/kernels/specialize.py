@@ -25,7 +25,7 @@ from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
-_VERSION = 2            # bump when the generated text changes meaning
+_VERSION = 3            # bump when the generated text changes meaning
 _loaded = {}
 
 
@@ -102,7 +102,7 @@ def _emit_forward(emit, ind, plan, training):
             a = int(plan[r, P.AUX])
             emit(ind, f"p = pf[{r}, {P.F_A}]")
             emit(ind, "if p > 0.0:")
-            emit(ind + 1, f"base = stream_base(plan[{r}, {P.KEY}], counters[{P.C_DROPOUT}])")
+            emit(ind + 1, f"base = stream_base(plan[{r}, {P.KEY}], n_drop)")
             emit(ind + 1, "scale = T(1.0 / (1.0 - p))")
             emit(ind + 1, f"for c in range({n_out}):")
             emit(ind + 2, "keep = scale if uniform53_at(base, c) >= p else T(0)")
@@ -158,6 +158,8 @@ def _emit_settings(emit, loss_code, opt_code, k):
         emit(1, f"mom = T(of[{P.O_MOMENTUM}])")
         emit(1, f"use_mom = of[{P.O_MOMENTUM}] != 0.0")
         emit(1, f"nesterov = of[{P.O_NESTEROV}] != 0.0")
+        # plain SGD: each weight steps where its gradient is formed (train_epochs' fold)
+        emit(1, "fold = not use_mom and not use_wd")
 
 
 def _emit_loss_and_grad(emit, loss_code, k, o_last):
@@ -201,7 +203,7 @@ def _emit_loss_and_grad(emit, loss_code, k, o_last):
         emit(3, f"loss = (m + np.log(ssum)) - ws[{o_last} + lab]")
 
 
-def _emit_backward(emit, plan):
+def _emit_backward(emit, plan, opt_code):
     """:func:`fastbp.kernels.network.backward` for sample i; the running gradient
     alternates between ga[0:half] and ga[half:2*half]."""
     cur, nxt = "0", "half"
@@ -209,7 +211,7 @@ def _emit_backward(emit, plan):
         kind, n_in, n_out = int(plan[r, P.KIND]), int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
         o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
         if kind == P.DENSE:
-            _emit_dense_backward(emit, plan, r, cur, nxt)
+            _emit_dense_backward(emit, plan, r, cur, nxt, opt_code != P.ADAM)
             cur, nxt = nxt, cur
         elif kind == P.ACT:
             d = _dact(act, f"ws[{o} + c]")
@@ -223,8 +225,11 @@ def _emit_backward(emit, plan):
             emit(5, f"ga[{cur} + c] = ga[{cur} + c] * ws[{a} + c]")
 
 
-def _emit_dense_backward(emit, plan, r, cur, nxt):
-    """:func:`fastbp.kernels.dense.dense_backward` (after the activation's) for row r."""
+def _emit_dense_backward(emit, plan, r, cur, nxt, may_fold):
+    """:func:`fastbp.kernels.dense.dense_backward` (after the activation's) for row r;
+    with ``fold`` (plain SGD) :func:`fastbp.kernels.dense.dense_backward_sgd`: the
+    step ``p -= lr * g`` taken where each gradient is formed, after the input
+    gradient has used the old weights."""
     n_in, n_out = int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
     o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
     pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
@@ -238,21 +243,33 @@ def _emit_dense_backward(emit, plan, r, cur, nxt):
         emit(4, f"for c in range({n_out}):")
         emit(5, f"acc += ga[{cur} + c] * params[{pa} + j * {n_out} + c]")
         emit(4, f"ga[{nxt} + j] = acc")
-    emit(3, f"for j in range({n_in}):")
-    emit(4, f"xv = {_inp(r, plan, 'j')}")
-    emit(4, f"for c in range({n_out}):")
-    emit(5, f"grads[{pa} + j * {n_out} + c] = xv * ga[{cur} + c]")
+    ind = 3
+    if may_fold:
+        emit(3, "if fold:")
+        emit(4, f"for j in range({n_in}):")
+        emit(5, f"xv = {_inp(r, plan, 'j')}")
+        emit(5, f"for c in range({n_out}):")
+        emit(6, f"params[{pa} + j * {n_out} + c] -= lrf * (xv * ga[{cur} + c])")
+        if pb >= 0:
+            emit(4, f"for c in range({n_out}):")
+            emit(5, f"params[{pb} + c] -= lrf * ga[{cur} + c]")
+        emit(3, "else:")
+        ind = 4
+    emit(ind, f"for j in range({n_in}):")
+    emit(ind + 1, f"xv = {_inp(r, plan, 'j')}")
+    emit(ind + 1, f"for c in range({n_out}):")
+    emit(ind + 2, f"grads[{pa} + j * {n_out} + c] = xv * ga[{cur} + c]")
     if pb >= 0:
-        emit(3, f"for c in range({n_out}):")
-        emit(4, f"grads[{pb} + c] = ga[{cur} + c]")
+        emit(ind, f"for c in range({n_out}):")
+        emit(ind + 1, f"grads[{pb} + c] = ga[{cur} + c]")
 
 
 def _emit_apply_update(emit, opt_code):
     """:func:`fastbp.kernels.network._apply_update`: the optimizer step over the flat buffer,
     term for term as :func:`fastbp.kernels.optim.adam_update` / ``sgd_update``."""
-    emit(3, f"counters[{P.C_OPT}] += 1")
+    emit(3, "n_opt += 1")
     if opt_code == P.ADAM:
-        emit(3, f"step = counters[{P.C_OPT}]")
+        emit(3, "step = n_opt")
         emit(3, f"step_size = T(lrs[e] / (1.0 - math.pow(of[{P.O_BETA1}], float(step))))")
         emit(3, f"sq2 = T(math.sqrt(1.0 - math.pow(of[{P.O_BETA2}], float(step))))")
         emit(3, "for j in range(params.shape[0]):")
@@ -265,15 +282,23 @@ def _emit_apply_update(emit, opt_code):
         emit(4, "opt_b[j] = vj")
         emit(4, "params[j] -= step_size * mj / (np.sqrt(vj) / sq2 + eps)")
     else:
-        emit(3, "for j in range(params.shape[0]):")
-        emit(4, "gj = grads[j]")
-        emit(4, "if use_wd:")
-        emit(5, "gj = gj + wd * params[j]")
-        emit(4, "if use_mom:")
-        emit(5, "vel = mom * opt_a[j] + gj")
-        emit(5, "opt_a[j] = vel")
-        emit(5, "gj = gj + mom * vel if nesterov else vel")
-        emit(4, "params[j] -= lrf * gj")
+        emit(3, "if not fold:        # (plain SGD stepped inside the backward pass)")
+        emit(4, "for j in range(params.shape[0]):")
+        emit(5, "gj = grads[j]")
+        emit(5, "if use_wd:")
+        emit(6, "gj = gj + wd * params[j]")
+        emit(5, "if use_mom:")
+        emit(6, "vel = mom * opt_a[j] + gj")
+        emit(6, "opt_a[j] = vel")
+        emit(6, "gj = gj + mom * vel if nesterov else vel")
+        emit(5, "params[j] -= lrf * gj")
+
+
+def _emit_return(emit, ind, value):
+    """Store the step counters back, then return ``value``."""
+    emit(ind, f"counters[{P.C_OPT}] = n_opt")
+    emit(ind, f"counters[{P.C_DROPOUT}] = n_drop")
+    emit(ind, f"return {value}")
 
 
 def _emit_evaluate(emit, plan):
@@ -286,7 +311,7 @@ def _emit_evaluate(emit, plan):
     emit(4, "if correct_one(ws, Yf, Yi, i, threshold):")
     emit(5, "right += 1")
     emit(3, "if right >= stop_correct:")
-    emit(4, f"return e + 1, {P.STATUS_ACCURACY}")
+    _emit_return(emit, 4, f"e + 1, {P.STATUS_ACCURACY}")
 
 
 def source(plan, loss_code, opt_code, dtype_name):
@@ -315,6 +340,10 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(0, "                        stop_correct, ws, ga, gb, xb, yfb, yib, probs, stop_flag,")
     emit(0, "                        losses, corrects):")
     _emit_settings(emit, loss_code, opt_code, k)
+    # the step counters live in locals during the call (stores into ``counters`` in the
+    # sample loop would have to be ordered against every parameter access)
+    emit(1, f"n_opt = counters[{P.C_OPT}]")
+    emit(1, f"n_drop = counters[{P.C_DROPOUT}]")
     emit(1, "for e in range(lrs.shape[0]):")
     emit(2, "row = e % order.shape[0]")
     emit(2, "lrf = T(lrs[e])")
@@ -327,21 +356,21 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(3, "if not math.isfinite(loss):")
     emit(4, "losses[e] = loss")
     emit(4, "corrects[e] = correct")
-    emit(4, f"return e, {P.STATUS_DIVERGED}")
+    _emit_return(emit, 4, f"e, {P.STATUS_DIVERGED}")
     emit(3, "total += loss")
     emit(3, "if correct_one(ws, Yf, Yi, i, threshold):")
     emit(4, "correct += 1")
-    _emit_backward(emit, plan)
+    _emit_backward(emit, plan, opt_code)
     _emit_apply_update(emit, opt_code)
-    emit(3, f"counters[{P.C_DROPOUT}] += 1")
+    emit(3, "n_drop += 1")
     emit(3, "if stop_flag[0] != 0:")
     emit(4, "losses[e] = total if sum_red else total / (s + 1)")
     emit(4, "corrects[e] = correct")
-    emit(4, f"return e, {P.STATUS_INTERRUPTED}")
+    _emit_return(emit, 4, f"e, {P.STATUS_INTERRUPTED}")
     emit(2, "losses[e] = total if sum_red else total / n")
     emit(2, "corrects[e] = correct")
     _emit_evaluate(emit, plan)
-    emit(1, f"return lrs.shape[0], {P.STATUS_DONE}")
+    _emit_return(emit, 1, f"lrs.shape[0], {P.STATUS_DONE}")
     return "\n".join(emit.lines) + "\n"
 
 
