@@ -9,7 +9,11 @@ import numpy as np
 from .._config import RELU, SIGMOID, TANH, njit  # else: IDENTITY
 
 
-@njit
+# One element of each activation and of its gradient: every kernel that computes
+# them (the batch loops here, the per-sample kernels in online.py and the
+# generated ones) calls these, inlined where they are called. ``one``/``zero``
+# are in the array's dtype.
+@njit(inline="always")
 def _sigmoid(v, one):
     # exp of a non-positive argument only: no overflow for any finite v
     if v >= 0:
@@ -18,10 +22,27 @@ def _sigmoid(v, one):
     return e / (one + e)
 
 
-@njit
+@njit(inline="always")
 def _relu(v, zero):
     # max(v, 0) as np.maximum computes it: NaN and -0.0 pass through
     return zero if v < zero else v
+
+
+@njit(inline="always")
+def _sigmoid_grad(g, y, one):
+    # d loss / d x from g = d loss / d y and the output y, left to right
+    return (g * y) * (one - y)
+
+
+@njit(inline="always")
+def _relu_grad(g, y, zero):
+    # a select: an infinite g where the unit is off gives 0, not NaN
+    return g if y > zero else zero
+
+
+@njit(inline="always")
+def _tanh_grad(g, y, one):
+    return g * (one - y * y)
 
 
 @njit
@@ -41,8 +62,7 @@ def sigmoid_backward(dout, y, dx):
     one = dx.dtype.type(1)
     for r in range(dout.shape[0]):
         for c in range(dout.shape[1]):
-            yv = y[r, c]
-            dx[r, c] = (dout[r, c] * yv) * (one - yv)
+            dx[r, c] = _sigmoid_grad(dout[r, c], y[r, c], one)
 
 
 @njit
@@ -62,7 +82,7 @@ def relu_backward(dout, y, dx):
     zero = dx.dtype.type(0)
     for r in range(dout.shape[0]):
         for c in range(dout.shape[1]):
-            dx[r, c] = dout[r, c] if y[r, c] > zero else zero
+            dx[r, c] = _relu_grad(dout[r, c], y[r, c], zero)
 
 
 @njit
@@ -81,8 +101,7 @@ def tanh_backward(dout, y, dx):
     one = dx.dtype.type(1)
     for r in range(dout.shape[0]):
         for c in range(dout.shape[1]):
-            yv = y[r, c]
-            dx[r, c] = dout[r, c] * (one - yv * yv)
+            dx[r, c] = _tanh_grad(dout[r, c], y[r, c], one)
 
 
 @njit

@@ -73,6 +73,22 @@ def softmax_cross_entropy(logits, labels, probs, dlogits):
     return acc / n
 
 
+@njit(inline="always")
+def _bce_one(v, tv, one, zero):
+    """One logit's BCE term and sigmoid: ``(max(v, 0) - v*t + log1p(exp(-|v|)), sigmoid(v))``.
+
+    Every BCE kernel (batch, weighted, per-sample, generated) calls this;
+    ``one``/``zero`` are in the data's dtype."""
+    e = np.exp(-abs(v))  # in (0, 1]
+    if v >= zero:
+        sig = one / (one + e)
+        pos = v
+    else:
+        sig = e / (one + e)
+        pos = zero
+    return (pos - v * tv) + np.log1p(e), sig
+
+
 @njit
 def bce_with_logits(z, target, dz):
     """Numba kernel of :func:`fastbp.reference.losses.bce_with_logits`."""
@@ -86,16 +102,9 @@ def bce_with_logits(z, target, dz):
     acc = 0.0  # float64
     for r in range(n):
         for c in range(k):
-            v = z[r, c]
+            term, sig = _bce_one(z[r, c], target[r, c], one, zero)
             tv = target[r, c]
-            e = np.exp(-abs(v))  # in (0, 1]
-            if v >= zero:
-                sig = one / (one + e)
-                pos = v
-            else:
-                sig = e / (one + e)
-                pos = zero
-            acc += (pos - v * tv) + np.log1p(e)
+            acc += term
             dz[r, c] = (sig - tv) / Nf
     return acc / N
 
@@ -175,16 +184,9 @@ def bce_with_logits_weighted(z, target, sw, dz):
         coef = t(sw[r] / D)
         row = 0.0
         for c in range(k):
-            v = z[r, c]
+            term, sig = _bce_one(z[r, c], target[r, c], one, zero)
             tv = target[r, c]
-            e = np.exp(-abs(v))  # in (0, 1]
-            if v >= zero:
-                sig = one / (one + e)
-                pos = v
-            else:
-                sig = e / (one + e)
-                pos = zero
-            row += (pos - v * tv) + np.log1p(e)
+            row += term
             dz[r, c] = coef * (sig - tv)
         acc += sw[r] * row
     return acc / D

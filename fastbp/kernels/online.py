@@ -19,44 +19,45 @@ import math
 import numpy as np
 
 from .._config import RELU, SIGMOID, TANH, njit
+from .activations import _relu, _relu_grad, _sigmoid, _sigmoid_grad, _tanh_grad
 from ..plan import (ACT, ACTV, ADAM, AUX, BCE, C_DROPOUT, C_OPT, DENSE, F_A, KEY, KIND, L_HALF,
                     L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2, O_EPS, O_MOMENTUM, O_NESTEROV,
                     O_WD, OUT, P_A, P_B, SOFTMAX_CE)
 from .network import NON_FINITE, INTERRUPTED, OK, REACHED_ACCURACY
+from .losses import _bce_one
 from .optim import adam_update, sgd_update
 from .rng import stream_base, uniform53_at
 
 
 @njit
-def _act(v, act):
-    # one element of bias_act_forward's activation (sigmoid split by sign: no overflow)
+def _act(v, act, one, zero):
+    # one element of bias_act_forward's activation (the batch kernels' scalar helpers)
     if act == SIGMOID:
-        if v >= 0:
-            return 1.0 / (1.0 + np.exp(-v))
-        e = np.exp(v)
-        return e / (1.0 + e)
+        return _sigmoid(v, one)
     if act == RELU:
-        return 0.0 if v < 0 else v
+        return _relu(v, zero)
     if act == TANH:
         return np.tanh(v)
     return v
 
 
 @njit
-def _dact(y, act):
-    # d act / d z from the output y
+def _act_grad(g, y, act, one, zero):
+    # one element of act_backward: d loss / d x from g and the output y
     if act == SIGMOID:
-        return y * (1.0 - y)
+        return _sigmoid_grad(g, y, one)
     if act == RELU:
-        return 1.0 if y > 0 else 0.0
+        return _relu_grad(g, y, zero)
     if act == TANH:
-        return 1.0 - y * y
-    return 1.0
+        return _tanh_grad(g, y, one)
+    return g
 
 
 @njit
 def _forward_one(plan, pf, params, X, i, ws, training, counter):
     """Forward pass of sample ``X[i]``; row r's output at ``ws[plan[r, OUT]:]``."""
+    one = ws.dtype.type(1)
+    zero = ws.dtype.type(0)
     for r in range(plan.shape[0]):
         kind = plan[r, KIND]
         n_in = plan[r, N_IN]
@@ -78,11 +79,11 @@ def _forward_one(plan, pf, params, X, i, ws, training, counter):
                 acc = ws[o + c]
                 if pb >= 0:
                     acc = acc + params[pb + c]
-                ws[o + c] = _act(acc, act)
+                ws[o + c] = _act(acc, act, one, zero)
         elif kind == ACT:
             act = plan[r, ACTV]
             for c in range(n_out):
-                ws[o + c] = _act(X[i, c] if r == 0 else ws[src + c], act)
+                ws[o + c] = _act(X[i, c] if r == 0 else ws[src + c], act, one, zero)
         else:  # DROPOUT
             p = pf[r, F_A]
             if training and p > 0.0:
@@ -133,17 +134,9 @@ def _loss_one(loss_code, lf, ws, o, k, Yf, Yi, i, g):
         acc = 0.0
         kf = t(k)
         for c in range(k):
-            v = ws[o + c]
-            tv = Yf[i, c]
-            e = np.exp(-abs(v))
-            if v >= 0:
-                sig = t(1) / (t(1) + e)
-                pos = v
-            else:
-                sig = e / (t(1) + e)
-                pos = t(0)
-            acc += (pos - v * tv) + np.log1p(e)
-            g[c] = (sig - tv) / kf
+            term, sig = _bce_one(ws[o + c], Yf[i, c], t(1), t(0))
+            acc += term
+            g[c] = (sig - Yf[i, c]) / kf
         return acc / k
     # softmax cross-entropy; g[k:2k] holds the probabilities
     m = ws[o]
@@ -169,6 +162,8 @@ def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
     g holds two halves of ``half`` elements that take turns as the running
     gradient.
     """
+    one = ws.dtype.type(1)
+    zero = ws.dtype.type(0)
     cur = 0
     nxt = half
     for r in range(plan.shape[0] - 1, -1, -1):
@@ -181,7 +176,7 @@ def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
             pa = plan[r, P_A]
             pb = plan[r, P_B]
             for c in range(n_out):
-                g[cur + c] = g[cur + c] * _dact(ws[o + c], act)
+                g[cur + c] = _act_grad(g[cur + c], ws[o + c], act, one, zero)
             if r > 0:
                 for j in range(n_in):
                     acc = ws.dtype.type(0)
@@ -200,7 +195,7 @@ def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
         elif kind == ACT:
             act = plan[r, ACTV]
             for c in range(n_out):
-                g[cur + c] = g[cur + c] * _dact(ws[o + c], act)
+                g[cur + c] = _act_grad(g[cur + c], ws[o + c], act, one, zero)
         elif pf[r, F_A] > 0.0:  # DROPOUT
             a = plan[r, AUX]
             for c in range(n_out):

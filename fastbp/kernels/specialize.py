@@ -25,7 +25,7 @@ from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
-_VERSION = 3            # bump when the generated text changes meaning
+_VERSION = 4            # bump when the generated text changes meaning
 _loaded = {}
 
 
@@ -43,30 +43,25 @@ class _Src:
 
 
 def _emit_act(emit, ind, act, src, dst):
-    """dst = act(src) for scalar expressions (sigmoid split by sign: no overflow)."""
+    """dst = act(src): the batch kernels' scalar helpers (fastbp.kernels.activations)."""
     if act == SIGMOID:
-        emit(ind, f"v = {src}")
-        emit(ind, "if v >= 0:")
-        emit(ind + 1, f"{dst} = 1.0 / (1.0 + np.exp(-v))")
-        emit(ind, "else:")
-        emit(ind + 1, "ex = np.exp(v)")
-        emit(ind + 1, f"{dst} = ex / (1.0 + ex)")
+        emit(ind, f"{dst} = _sigmoid({src}, T(1))")
     elif act == RELU:
-        emit(ind, f"v = {src}")
-        emit(ind, f"{dst} = 0.0 if v < 0 else v")
+        emit(ind, f"{dst} = _relu({src}, T(0))")
     elif act == TANH:
         emit(ind, f"{dst} = np.tanh({src})")
     else:
         emit(ind, f"{dst} = {src}")
 
 
-def _dact(act, y):
+def _act_grad(act, g, y):
+    """The expression of d loss / d x from ``g`` and the output ``y`` (None: identity)."""
     if act == SIGMOID:
-        return f"({y} * (1.0 - {y}))"
+        return f"_sigmoid_grad({g}, {y}, T(1))"
     if act == RELU:
-        return f"(1.0 if {y} > 0 else 0.0)"
+        return f"_relu_grad({g}, {y}, T(0))"
     if act == TANH:
-        return f"(1.0 - {y} * {y})"
+        return f"_tanh_grad({g}, {y}, T(1))"
     return None
 
 
@@ -174,17 +169,9 @@ def _emit_loss_and_grad(emit, loss_code, k, o_last):
     elif loss_code == P.BCE:
         emit(3, "acc = 0.0")
         emit(3, f"for c in range({k}):")
-        emit(4, f"v = ws[{o_last} + c]")
-        emit(4, "tv = Yf[i, c]")
-        emit(4, "ex = np.exp(-abs(v))")
-        emit(4, "if v >= 0:")
-        emit(5, "sig = T(1) / (T(1) + ex)")
-        emit(5, "pos = v")
-        emit(4, "else:")
-        emit(5, "sig = ex / (T(1) + ex)")
-        emit(5, "pos = T(0)")
-        emit(4, "acc += (pos - v * tv) + np.log1p(ex)")
-        emit(4, f"ga[c] = (sig - tv) / T({k})")
+        emit(4, f"term, sig = _bce_one(ws[{o_last} + c], Yf[i, c], T(1), T(0))")
+        emit(4, "acc += term")
+        emit(4, f"ga[c] = (sig - Yf[i, c]) / T({k})")
         emit(3, f"loss = acc / {k}")
     else:
         emit(3, f"m = ws[{o_last}]")
@@ -214,10 +201,10 @@ def _emit_backward(emit, plan, opt_code):
             _emit_dense_backward(emit, plan, r, cur, nxt, opt_code != P.ADAM)
             cur, nxt = nxt, cur
         elif kind == P.ACT:
-            d = _dact(act, f"ws[{o} + c]")
+            d = _act_grad(act, f"ga[{cur} + c]", f"ws[{o} + c]")
             if d is not None:
                 emit(3, f"for c in range({n_out}):")
-                emit(4, f"ga[{cur} + c] = ga[{cur} + c] * {d}")
+                emit(4, f"ga[{cur} + c] = {d}")
         else:
             a = int(plan[r, P.AUX])
             emit(3, f"if pf[{r}, {P.F_A}] > 0.0:")
@@ -233,10 +220,10 @@ def _emit_dense_backward(emit, plan, r, cur, nxt, may_fold):
     n_in, n_out = int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
     o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
     pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
-    d = _dact(act, f"ws[{o} + c]")
+    d = _act_grad(act, f"ga[{cur} + c]", f"ws[{o} + c]")
     if d is not None:
         emit(3, f"for c in range({n_out}):")
-        emit(4, f"ga[{cur} + c] = ga[{cur} + c] * {d}")
+        emit(4, f"ga[{cur} + c] = {d}")
     if r > 0:
         emit(3, f"for j in range({n_in}):")
         emit(4, "acc = T(0)")
@@ -329,6 +316,9 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(0, "import math")
     emit(0, "import numpy as np")
     emit(0, "from fastbp._config import njit")
+    emit(0, "from fastbp.kernels.activations import (_relu, _relu_grad, _sigmoid, "
+            "_sigmoid_grad, _tanh_grad)")
+    emit(0, "from fastbp.kernels.losses import _bce_one")
     emit(0, "from fastbp.kernels.rng import stream_base, uniform53_at")
     emit(0, f"T = np.{dtype_name}")
     emit(0, "")
