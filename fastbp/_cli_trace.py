@@ -103,19 +103,9 @@ def _numbers(text):
     return values
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
 def add_parser(sub):
     """Register ``fastbp trace`` on the ``fastbp`` command's subparsers."""
-    from ._cli_common import positive_float
+    from ._cli_common import positive_float, positive_int
     p = sub.add_parser(
         "trace", help="show one step of backpropagation: every sum, delta and update",
         description="Run one plain SGD step through the NumPy reference and write it out as a "
@@ -138,7 +128,7 @@ def add_parser(sub):
     p.add_argument("--lr", type=positive_float,
                    help="learning rate (default: the example's, 0.5 for neuron and 0.05 for "
                         "2-2-1; 0.1 with --model)")
-    p.add_argument("--limit", type=_positive_int, default=64, metavar="N",
+    p.add_argument("--limit", type=positive_int, default=64, metavar="N",
                    help="write a layer's values out in full up to N of them, summarise past "
                         "that (default: %(default)s)")
     p.add_argument("--html", metavar="PATH", help="also write the interactive page to PATH")

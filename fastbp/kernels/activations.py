@@ -140,8 +140,10 @@ def act_forward(x, act, out):
 def act_backward(dout, y, act, dx):
     """Numba kernel of :func:`fastbp.reference.activations.act_backward`."""
     # dout (n, d), y (n, d), dx (n, d). In place (dx is dout), the same array is
-    # passed as both, so the compiler sees one pointer and vectorises the loop
-    # instead of falling back to scalar code after its overlap check.
+    # passed as both, so the compiler sees one pointer and vectorises the sigmoid
+    # and tanh loops instead of falling back to scalar code after its overlap
+    # check. ReLU in place still becomes a branch per element (it stores only
+    # where the unit is off), so network.backward writes the gradient out of place.
     if dout.ctypes.data == dx.ctypes.data:
         _act_backward(dx, y, act, dx)
     else:
