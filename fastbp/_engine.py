@@ -28,7 +28,8 @@ def buffer_specs(net, batch, dtype):
     ws: every row's outputs and saved values (see :func:`fastbp.plan.layout`);
     ga, gb: the gradient flowing backward (ga in two halves for the
     per-sample kernel); xb, yfb, yib: one batch of inputs and float or
-    integer targets; probs: the loss's probabilities.
+    integer targets; probs: the loss's probabilities; swb: the batch's
+    sample weights.
     """
     plan = net.plan.copy()
     size = P.layout(plan, batch)
@@ -44,6 +45,7 @@ def buffer_specs(net, batch, dtype):
         "yfb": ((batch if yf_cols else 0, yf_cols), dt),
         "yib": ((batch if not yf_cols else 0,), i64),
         "probs": ((batch * k,), dt),
+        "swb": ((batch,), dt),
     }
 
 
@@ -58,26 +60,22 @@ def workspace_bytes(net, batch, dtype):
 
 
 class Workspace:
-    """The buffers of :func:`buffer_specs` for ``batch`` rows, as attributes
-    (``plan``, ``ws``, ``ga``, ``gb``, ``xb``, ``yfb``, ``yib``, ``probs``)."""
+    """Everything a call on ``batch`` rows passes besides the model's arrays and the data:
+    ``plan`` laid out for ``batch``, ``net`` (:class:`fastbp.plan.Net`) and ``bufs``
+    (:class:`fastbp.plan.Buffers`, the arrays of :func:`buffer_specs`)."""
 
     def __init__(self, net, batch, dtype):
         self.batch = batch
         self.plan, specs = buffer_specs(net, batch, dtype)
         self.macs = _threads.step_macs(self.plan, batch)    # sizes the BLAS pools
-        for name, (shape, dt) in specs.items():
-            setattr(self, name, np.zeros(shape, dtype=dt))
+        self.net = P.Net(self.plan, net.pf, net.loss_code, net.lf, net.threshold,
+                         net.out_sigmoid)
+        self.bufs = P.Buffers(**{name: np.zeros(shape, dtype=dt)
+                                 for name, (shape, dt) in specs.items()})
 
     def __getitem__(self, name):
-        return getattr(self, name)
-
-
-class Tensors:
-    """The model's training state as the kernels take it (all arrays, updated in place)."""
-
-    def __init__(self, params, grads, state, opt_a, opt_b, counters):
-        self.params, self.grads, self.state = params, grads, state
-        self.opt_a, self.opt_b, self.counters = opt_a, opt_b, counters
+        """``"plan"`` or a buffer of :func:`buffer_specs` by name."""
+        return self.plan if name == "plan" else getattr(self.bufs, name)
 
 
 class Engine:
@@ -86,6 +84,7 @@ class Engine:
     def __init__(self, ops, net, dtype, backend_name):
         self.ops, self.net, self.dtype, self.backend_name = ops, net, np.dtype(dtype), backend_name
         self._spaces = {}
+        self._no_weights = np.zeros(0, dtype=self.dtype)
 
     def workspace(self, batch):
         """Buffers for ``batch`` rows, allocated once per batch size and reused."""
@@ -105,22 +104,22 @@ class Engine:
         net, w = self.net, self.workspace(batch)
         out = np.empty((X.shape[0], net.n_outputs), dtype=self.dtype)
         with self._limit(w):
-            self.ops.predict(w.plan, net.pf, params, state, X, net.out_sigmoid, w.ws, batch, out)
+            self.ops.predict(w.net, params, state, X, w.bufs.ws, batch, out)
         return out
 
     def evaluate(self, params, state, X, Yf, Yi, batch):
         """(loss, number right) over (X, targets) in eval mode."""
-        net, w = self.net, self.workspace(batch)
+        w = self.workspace(batch)
         with self._limit(w):
-            loss, correct = self.ops.evaluate(w.plan, net.pf, net.loss_code, net.lf, params, state,
-                                              X, Yf, Yi, net.threshold, batch, w.ws, w.ga, w.probs)
+            loss, correct = self.ops.evaluate(w.net, params, state, self._data(X, Yf, Yi),
+                                              w.bufs, batch)
         return float(loss), int(correct)
 
     def forward(self, params, state, X, training, dropout_step):
         """The output of the last plan row (a copy; ``state`` may be written)."""
         n, w = X.shape[0], self.workspace(X.shape[0])
-        self.ops.forward(w.plan, self.net.pf, params, state, X, w.ws, training, dropout_step)
-        return self.ops.layer_output(w.plan, w.ws, n)
+        self.ops.forward(w.plan, self.net.pf, params, state, X, w.bufs.ws, training, dropout_step)
+        return self.ops.layer_output(w.plan, w.bufs.ws, n)
 
     def output(self, params, state, X, training, dropout_step):
         """The network's output in either mode (the final sigmoid applied), changing nothing."""
@@ -133,11 +132,12 @@ class Engine:
         """(loss, flat gradient) of the whole batch X; changes nothing in the model."""
         net, n, k = self.net, X.shape[0], self.net.n_outputs
         w = self.workspace(n)
+        b = w.bufs
         out = self.forward(params, state.copy(), X, training, dropout_step)
         loss = self.ops.loss_and_grad(net.loss_code, net.lf, out, Yf, Yi,
-                                      w.probs[:n * k].reshape(n, k), w.ga[:n * k].reshape(n, k))
+                                      b.probs[:n * k].reshape(n, k), b.ga[:n * k].reshape(n, k))
         grads = np.zeros_like(params)
-        self.ops.backward(w.plan, net.pf, params, X, w.ws, w.ga, w.gb, grads, False, 0.0)
+        self.ops.backward(w.plan, net.pf, params, X, b.ws, b.ga, b.gb, grads, False, 0.0)
         return float(loss), grads
 
     def trainer(self, batch, loss_code, opt_code, plain=True):
@@ -150,32 +150,29 @@ class Engine:
                                           self.dtype.name)
         return self.ops.train_epochs
 
+    def _data(self, X, Yf, Yi, sw=None):
+        return P.Data(X, Yf, Yi, self._no_weights if sw is None else sw)
+
     def run_epochs(self, opt, t, X, Yf, Yi, order, lrs, stop_correct, batch, stop_flag,
                    sw=None, l2=0.0, call=None):
         """Train ``len(lrs)`` epochs in one kernel call; (epochs run, status, losses, corrects).
 
-        opt: the optimizer (its code and settings); t: :class:`Tensors`;
+        opt: the optimizer (its code and settings); t: :class:`fastbp.plan.Tensors`;
         order: (epochs, n) or (1, n) sample order; stop_correct: stop once
         this many training points are right (0: never); stop_flag: (1,)
         int64 the kernel checks after every step. sw: (n,) sample weights or
         None; l2: the Dense-weight L2 term (see ``Sequential.fit``).
-        ``call(fn, *args)`` runs
-        the kernel (default: directly). Status: see ``plan.STATUS_*``.
+        ``call(fn, *args)`` runs the kernel (default: directly). Status: see
+        ``plan.STATUS_*``.
         """
-        net, w = self.net, self.workspace(batch)
-        losses = np.zeros(len(lrs), dtype=np.float64)
-        corrects = np.zeros(len(lrs), dtype=np.int64)
-        of = np.array(opt.settings(), dtype=np.float64)
-        sw = np.zeros(0, dtype=self.dtype) if sw is None else sw
-        plain = sw.shape[0] == 0 and l2 == 0.0 and not getattr(opt, "eps_hat", False)
-        train = self.trainer(batch, net.loss_code, opt.code, plain)
-        extra = () if batch == 1 and plain else (
-            sw, np.zeros(batch if sw.shape[0] else 0, dtype=self.dtype), float(l2))
+        w = self.workspace(batch)
+        run = P.Run(order.astype(np.int64, copy=False), lrs, int(stop_correct), stop_flag,
+                    np.zeros(len(lrs), dtype=np.float64), np.zeros(len(lrs), dtype=np.int64))
+        step = P.Optim(opt.code, np.array(opt.settings(), dtype=np.float64), float(l2))
+        data = self._data(X, Yf, Yi, sw)
+        plain = data.sw.shape[0] == 0 and l2 == 0.0 and not getattr(opt, "eps_hat", False)
+        train = self.trainer(batch, self.net.loss_code, opt.code, plain)
         call = call or (lambda fn, *args: fn(*args))
         with self._limit(w):
-            ran, status = call(
-                train, w.plan, net.pf, net.loss_code, net.lf, opt.code, of, t.params, t.grads,
-                t.state, t.opt_a, t.opt_b, t.counters, X, Yf, Yi, order.astype(np.int64, copy=False),
-                lrs, net.threshold, stop_correct, w.ws, w.ga, w.gb, w.xb, w.yfb, w.yib, w.probs,
-                stop_flag, losses, corrects, *extra)
-        return int(ran), int(status), losses, corrects
+            ran, status = call(train, w.net, t, step, data, w.bufs, run)
+        return int(ran), int(status), run.losses, run.corrects

@@ -17,7 +17,6 @@ import numpy as np
 from . import _validate as V
 from . import plan as P
 from ._callbacks import make_callbacks
-from ._engine import Tensors
 from .optim import get_optimizer, get_schedule
 
 _MAX_ORDER_ELEMENTS = 1 << 22      # shuffled orders precomputed per kernel call
@@ -144,7 +143,7 @@ def fit(model, s):
     """Run fit with settings ``s`` on ``model``; returns the :class:`History`."""
     model._prepare_optimizer_state(s.opt)
     hist, callbacks = History(), make_callbacks(model, s)
-    t = Tensors(model.params, model.grads, model.state, model._opt_a, model._opt_b,
+    t = P.Tensors(model.params, model.grads, model.state, model._opt_a, model._opt_b,
                 model._counters)
     rollback = Rollback(model, s, hist)
     stop_flag = np.zeros(1, dtype=np.int64)

@@ -19,6 +19,8 @@ Workspace layout for a batch of ``B`` rows (one flat buffer ``ws``, see
 ``xhat (B, n)`` then ``inv_std (n,)`` at ``AUX``; Dropout keeps its mask
 ``(B, n)`` at ``AUX``.
 """
+from collections import namedtuple
+
 import numpy as np
 
 # Row kinds
@@ -40,6 +42,32 @@ C_DROPOUT, C_OPT = 0, 1
 # Status a training call returns: ran to the end, every training point right
 # (``stop_correct`` reached), the loss became NaN/inf, the stop flag was set
 STATUS_DONE, STATUS_ACCURACY, STATUS_DIVERGED, STATUS_INTERRUPTED = 0, 1, 2, 3
+
+# The kernel interface: the records every training, evaluation and prediction entry
+# point takes (both backends, the generic and the generated per-sample kernels).
+# Numba reads them as typed tuples, so fields are read by name at no cost.
+Net = namedtuple("Net", "plan pf loss_code lf threshold out_sigmoid")
+Net.__doc__ = """The network as the kernels run it: ``plan`` laid out for one batch size
+(:func:`layout`), ``pf``, the loss (``loss_code``, ``lf``), the accuracy
+``threshold`` on the last row's output, and ``out_sigmoid`` (BCE's folded sigmoid)."""
+Tensors = namedtuple("Tensors", "params grads state opt_a opt_b counters")
+Tensors.__doc__ = """The model's arrays, updated in place: flat parameters and their
+gradient, BatchNorm's running statistics, the optimizer's two state vectors and
+``counters`` (``C_DROPOUT``, ``C_OPT``)."""
+Optim = namedtuple("Optim", "code of l2")
+Optim.__doc__ = """How each step updates: optimizer ``code`` (SGD, ADAM), its settings
+``of`` (columns ``O_*``) and the Dense-weight L2 term ``l2`` (0: none)."""
+Data = namedtuple("Data", "X Yf Yi sw")
+Data.__doc__ = """Rows and targets: ``X (n, n_in)``; float targets ``Yf (n, k)`` or
+integer labels ``Yi (n,)`` (the other has 0 rows); sample weights ``sw (n,)``
+(0 rows: unweighted)."""
+Buffers = namedtuple("Buffers", "ws ga gb xb yfb yib probs swb")
+Buffers.__doc__ = """The working arrays for one batch size (sized by
+:func:`fastbp._engine.buffer_specs`)."""
+Run = namedtuple("Run", "order lrs stop_correct stop_flag losses corrects")
+Run.__doc__ = """One training call: the sample ``order (E or 1, n)``, learning rate
+per epoch ``lrs (E,)``, ``stop_correct`` (0: never), the ``stop_flag (1,)``
+checked after every step, and the per-epoch ``losses`` and ``corrects`` out."""
 
 
 class Network:

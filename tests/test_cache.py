@@ -116,8 +116,7 @@ def _plant(folder, how, marker):
     with open(os.path.join(folder, name + ".py"), "w") as f:
         f.write(text if how == "pickle" else evil + text)
     cache = _dir(folder, "__pycache__", mode=0o777, owner=OTHER if ROOT else None)
-    line = text.splitlines().index("def train_epochs_online(plan, pf, loss_code, lf, opt_code, "
-                                   "of, params, grads, state,")
+    line = text.splitlines().index("def train_epochs_online(net, t, opt, data, bufs, run):")
     for fn, lineno in (("train_epochs_online", line), ("correct_one", 8)):
         index = f"{name}.{fn}-{lineno}.py{sys.version_info[0]}{sys.version_info[1]}.nbi"
         with open(os.path.join(cache, index), "wb") as f:

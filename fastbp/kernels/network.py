@@ -18,7 +18,7 @@ from .._config import IDENTITY, njit
 from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
                     O_EPS, O_EPS_HAT, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE,
-                    STATE)
+                    STATE, STATUS_ACCURACY, STATUS_DIVERGED, STATUS_DONE, STATUS_INTERRUPTED)
 from .activations import act_backward, act_forward, bias_act_forward, identity_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .dense import dense_backward, dense_backward_sgd, dense_forward
@@ -27,7 +27,6 @@ from .losses import (bce_with_logits, bce_with_logits_weighted, mse_loss, mse_lo
                      softmax_cross_entropy, softmax_cross_entropy_weighted)
 from .optim import adam_update, sgd_update
 
-OK, REACHED_ACCURACY, NON_FINITE, INTERRUPTED = 0, 1, 2, 3
 # Flags passed between kernels as typed values, not literals: a literal True/False/0 would
 # compile the callee once more for each (Numba specialises on literal arguments), and
 # the callers from Python pass plain bool and int64.
@@ -271,8 +270,11 @@ def _gather(X, Yf, Yi, perm, start, b, xb, yfb, yib):
 
 
 @njit
-def evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold, batch, ws, ga, probs):
+def evaluate(net, params, state, data, bufs, batch):
     """Numba kernel of :func:`fastbp.reference.network.evaluate`."""
+    plan, pf, loss_code, lf = net.plan, net.pf, net.loss_code, net.lf
+    X, Yf, Yi = data.X, data.Yf, data.Yi
+    ws, ga, probs = bufs.ws, bufs.ga, bufs.probs
     n = X.shape[0]
     sum_red = loss_code == MSE and lf[L_SUM] != 0.0
     total = 0.0
@@ -287,35 +289,41 @@ def evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold, batch
         yi = Yi[start:stop] if Yi.shape[0] > 0 else Yi
         loss = loss_and_grad(loss_code, lf, out, yf, yi, _view(probs, 0, b, k), _view(ga, 0, b, k))
         total += loss if sum_red else loss * b
-        correct += count_correct(loss_code, out, yf, yi, threshold)
+        correct += count_correct(loss_code, out, yf, yi, net.threshold)
     if not sum_red:
         total /= n
     return total, correct
 
 
 @njit
-def predict(plan, pf, params, state, X, out_sigmoid, ws, batch, out):
+def predict(net, params, state, X, ws, batch, out):
     """Numba kernel of :func:`fastbp.reference.network.predict`."""
+    plan, pf = net.plan, net.pf
     n = X.shape[0]
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         forward(plan, pf, params, state, X[start:stop], ws, _NO, _ZERO)
         res = layer_output(plan, ws, stop - start)
-        if out_sigmoid:
+        if net.out_sigmoid:
             act_forward(res, 1, out[start:stop])
         else:
             identity_forward(res, out[start:stop])
 
 
 @njit
-def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a, opt_b,
-                 counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga, gb, xb, yfb,
-                 yib, probs, stop_flag, losses, corrects, sw, swb, l2):
+def train_epochs(net, t, opt, data, bufs, run):
     """Numba kernel of :func:`fastbp.reference.network.train_epochs`."""
+    plan, pf, loss_code, lf = net.plan, net.pf, net.loss_code, net.lf
+    params, grads, state, counters = t.params, t.grads, t.state, t.counters
+    X, Yf, Yi, sw = data.X, data.Yf, data.Yi, data.sw
+    ws, ga, gb, probs = bufs.ws, bufs.ga, bufs.gb, bufs.probs
+    xb, yfb, yib, swb = bufs.xb, bufs.yfb, bufs.yib, bufs.swb
+    order, lrs, stop_flag = run.order, run.lrs, run.stop_flag
+    losses, corrects, l2 = run.losses, run.corrects, opt.l2
     n = X.shape[0]
     B = xb.shape[0]
     sum_red = loss_code == MSE and lf[L_SUM] != 0.0
-    fold = opt_code == SGD and of[O_MOMENTUM] == 0.0 and of[O_WD] == 0.0 and l2 == 0.0
+    fold = opt.code == SGD and opt.of[O_MOMENTUM] == 0.0 and opt.of[O_WD] == 0.0 and l2 == 0.0
     for e in range(lrs.shape[0]):
         perm = order[e % order.shape[0]]
         total = 0.0
@@ -344,8 +352,8 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
             if not math.isfinite(loss):
                 losses[e] = loss
                 corrects[e] = correct
-                return e, NON_FINITE
-            correct += count_correct(loss_code, out, yf, yi, threshold)
+                return e, STATUS_DIVERGED
+            correct += count_correct(loss_code, out, yf, yi, net.threshold)
             if fold:    # plain SGD: each layer steps inside backward
                 counters[C_OPT] += 1
                 backward(plan, pf, params, x, ws, ga, gb, grads, _YES, lrs[e])
@@ -353,18 +361,17 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
                 backward(plan, pf, params, x, ws, ga, gb, grads, _NO, 0.0)
                 if l2 != 0.0 and bw > 0.0:
                     loss += 0.5 * l2 / bw * add_l2(plan, params, grads, l2 / bw)
-                _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
+                _apply_update(opt.code, opt.of, params, grads, t.opt_a, t.opt_b, counters, lrs[e])
             total += loss if sum_red else loss * b
             counters[C_DROPOUT] += 1
             if stop_flag[0] != 0:
                 losses[e] = total if sum_red else total / stop
                 corrects[e] = correct
-                return e, INTERRUPTED
+                return e, STATUS_INTERRUPTED
         losses[e] = total if sum_red else total / n
         corrects[e] = correct
-        if stop_correct > 0:
-            right = evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold,
-                             B, ws, ga, probs)[1]
-            if right >= stop_correct:
-                return e + 1, REACHED_ACCURACY
-    return lrs.shape[0], OK
+        if run.stop_correct > 0:
+            right = evaluate(net, params, state, data, bufs, B)[1]
+            if right >= run.stop_correct:
+                return e + 1, STATUS_ACCURACY
+    return lrs.shape[0], STATUS_DONE

@@ -22,8 +22,8 @@ from .._config import RELU, SIGMOID, TANH, njit
 from .activations import _relu, _relu_grad, _sigmoid, _sigmoid_grad, _tanh_grad
 from ..plan import (ACT, ACTV, ADAM, AUX, BCE, C_DROPOUT, C_OPT, DENSE, F_A, KEY, KIND, L_HALF,
                     L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2, O_EPS, O_MOMENTUM, O_NESTEROV,
-                    O_WD, OUT, P_A, P_B, SOFTMAX_CE)
-from .network import NON_FINITE, INTERRUPTED, OK, REACHED_ACCURACY
+                    O_WD, OUT, P_A, P_B, SOFTMAX_CE, STATUS_ACCURACY, STATUS_DIVERGED,
+                    STATUS_DONE, STATUS_INTERRUPTED)
 from .losses import _bce_one
 from .optim import adam_update, sgd_update
 from .rng import stream_base, uniform53_at
@@ -204,10 +204,13 @@ def _backward_one(plan, pf, params, grads, X, i, ws, g, half):
 
 
 @njit
-def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a,
-                        opt_b, counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga,
-                        gb, xb, yfb, yib, probs, stop_flag, losses, corrects):
+def train_epochs_online(net, t, opt, data, bufs, run):
     """Numba kernel of :func:`fastbp.reference.online.train_epochs_online`."""
+    plan, pf, loss_code, lf, threshold = net.plan, net.pf, net.loss_code, net.lf, net.threshold
+    params, grads, counters, of = t.params, t.grads, t.counters, opt.of
+    X, Yf, Yi, ws, ga = data.X, data.Yf, data.Yi, bufs.ws, bufs.ga
+    order, lrs, stop_flag = run.order, run.lrs, run.stop_flag
+    losses, corrects = run.losses, run.corrects
     n = X.shape[0]
     R = plan.shape[0]
     o_last = plan[R - 1, OUT]
@@ -225,34 +228,34 @@ def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, st
             if not math.isfinite(loss):
                 losses[e] = loss
                 corrects[e] = correct
-                return e, NON_FINITE
+                return e, STATUS_DIVERGED
             total += loss
             if _correct_one(loss_code, ws, o_last, k, Yf, Yi, i, threshold):
                 correct += 1
             _backward_one(plan, pf, params, grads, X, i, ws, ga, half)
             counters[C_OPT] += 1
-            if opt_code == ADAM:
-                adam_update(params, grads, opt_a, opt_b, counters[C_OPT], lrs[e],
+            if opt.code == ADAM:
+                adam_update(params, grads, t.opt_a, t.opt_b, counters[C_OPT], lrs[e],
                             of[O_BETA1], of[O_BETA2], of[O_EPS], of[O_WD])
             else:
-                sgd_update(params, grads, opt_a, lrs[e], of[O_MOMENTUM], of[O_WD],
+                sgd_update(params, grads, t.opt_a, lrs[e], of[O_MOMENTUM], of[O_WD],
                            of[O_NESTEROV] != 0.0)
             counters[C_DROPOUT] += 1
             if stop_flag[0] != 0:
                 losses[e] = total if sum_red else total / (s + 1)
                 corrects[e] = correct
-                return e, INTERRUPTED
+                return e, STATUS_INTERRUPTED
         losses[e] = total if sum_red else total / n
         corrects[e] = correct
-        if stop_correct > 0:
+        if run.stop_correct > 0:
             right = 0
             for i in range(n):
                 _forward_one(plan, pf, params, X, i, ws, False, 0)
                 if _correct_one(loss_code, ws, o_last, k, Yf, Yi, i, threshold):
                     right += 1
-            if right >= stop_correct:
-                return e + 1, REACHED_ACCURACY
-    return lrs.shape[0], OK
+            if right >= run.stop_correct:
+                return e + 1, STATUS_ACCURACY
+    return lrs.shape[0], STATUS_DONE
 
 
 def select_online(plan, loss_code, opt_code, dtype_name):

@@ -18,14 +18,13 @@ The arithmetic is the generic kernel's, in the same order, so both give the
 same bits (the tests check it), and the NumPy reference stays the truth.
 """
 import hashlib
-import os
 
 from .. import _cache, _config
 from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
-_VERSION = 4            # bump when the generated text changes meaning
+_VERSION = 5            # bump when the generated text changes meaning
 _loaded = {}
 
 
@@ -132,6 +131,17 @@ def _emit_count_correct(emit, k, o_last, loss_code):
         emit(1, "return best == label")
 
 
+def _emit_unpack(emit):
+    """The records' fields the kernel reads, as locals (the generic kernel's names)."""
+    emit(1, "plan, pf, lf, threshold, of = net.plan, net.pf, net.lf, net.threshold, opt.of")
+    emit(1, "params, grads, opt_a, opt_b, counters = t.params, t.grads, t.opt_a, t.opt_b, "
+            "t.counters")
+    emit(1, "X, Yf, Yi, ws, ga = data.X, data.Yf, data.Yi, bufs.ws, bufs.ga")
+    emit(1, "order, lrs, stop_flag, stop_correct = run.order, run.lrs, run.stop_flag, "
+            "run.stop_correct")
+    emit(1, "losses, corrects = run.losses, run.corrects")
+
+
 def _emit_settings(emit, loss_code, opt_code, k):
     """The loss's and the optimizer's settings, read once per call."""
     emit(1, "n = X.shape[0]")
@@ -195,7 +205,7 @@ def _emit_backward(emit, plan, opt_code):
     alternates between ga[0:half] and ga[half:2*half]."""
     cur, nxt = "0", "half"
     for r in range(plan.shape[0] - 1, -1, -1):
-        kind, n_in, n_out = int(plan[r, P.KIND]), int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
+        kind, n_out = int(plan[r, P.KIND]), int(plan[r, P.N_OUT])
         o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
         if kind == P.DENSE:
             _emit_dense_backward(emit, plan, r, cur, nxt, opt_code != P.ADAM)
@@ -325,10 +335,8 @@ def source(plan, loss_code, opt_code, dtype_name):
     _emit_count_correct(emit, k, o_last, loss_code)
     emit(0, "")
     emit(0, "@njit")
-    emit(0, "def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, state,")
-    emit(0, "                        opt_a, opt_b, counters, X, Yf, Yi, order, lrs, threshold,")
-    emit(0, "                        stop_correct, ws, ga, gb, xb, yfb, yib, probs, stop_flag,")
-    emit(0, "                        losses, corrects):")
+    emit(0, "def train_epochs_online(net, t, opt, data, bufs, run):")
+    _emit_unpack(emit)
     _emit_settings(emit, loss_code, opt_code, k)
     # the step counters live in locals during the call (stores into ``counters`` in the
     # sample loop would have to be ordered against every parameter access)

@@ -10,10 +10,10 @@ layout; activations live in one flat workspace ``ws`` laid out for a batch of
 buffer of its own size; a batch of ``b <= B`` rows uses the first ``b`` rows of
 every workspace view.
 
-Status codes returned by :func:`train_epochs`: 0 finished, 1 reached the
-requested accuracy, 2 the loss became non-finite (the step that produced it
-was not applied), 3 interrupted (``stop_flag[0]`` was set; the current step
-completed).
+Status codes returned by :func:`train_epochs` (``fastbp.plan.STATUS_*``): 0
+finished, 1 reached the requested accuracy, 2 the loss became non-finite (the
+step that produced it was not applied), 3 interrupted (``stop_flag[0]`` was
+set; the current step completed).
 """
 import math
 
@@ -23,7 +23,7 @@ from .._config import IDENTITY
 from ..plan import (ACT, ACTV, ADAM, AUX, BATCHNORM, BCE, C_DROPOUT, C_OPT, DENSE,
                     F_A, F_B, KEY, KIND, L_HALF, L_SUM, MSE, N_IN, N_OUT, O_BETA1, O_BETA2,
                     O_EPS, O_EPS_HAT, O_MOMENTUM, O_NESTEROV, O_WD, OUT, P_A, P_B, SGD, SOFTMAX_CE,
-                    STATE)
+                    STATE, STATUS_ACCURACY, STATUS_DIVERGED, STATUS_DONE, STATUS_INTERRUPTED)
 from .activations import act_backward, act_forward, bias_act_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .dense import dense_backward, dense_backward_sgd, dense_forward
@@ -31,8 +31,6 @@ from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .losses import (bce_with_logits, bce_with_logits_weighted, mse_loss, mse_loss_weighted,
                      softmax_cross_entropy, softmax_cross_entropy_weighted)
 from .optim import adam_update, sgd_update
-
-OK, REACHED_ACCURACY, NON_FINITE, INTERRUPTED = 0, 1, 2, 3
 
 
 def _view(buf, off, rows, cols):
@@ -245,12 +243,17 @@ def _gather(X, Yf, Yi, idx, xb, yfb, yib):
         yib[:b] = Yi[idx]
 
 
-def evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold, batch, ws, ga, probs):
-    """Loss and correct count over all of ``X`` in eval mode, a batch of B rows at a time.
+def evaluate(net, params, state, data, bufs, batch):
+    """Loss and correct count over all of ``data.X`` in eval mode, a batch of B rows at a time.
 
-    The loss is that of one batch holding all rows (mean or sum, as the loss
-    reduces). ``ws``, ``ga`` and ``probs`` (flat) are sized for ``batch`` rows.
+    net: :class:`fastbp.plan.Net`; data: :class:`fastbp.plan.Data` (its
+    weights unused); bufs: :class:`fastbp.plan.Buffers` sized for ``batch``
+    rows (``ws``, ``ga``, ``probs`` used). The loss is that of one batch
+    holding all rows (mean or sum, as the loss reduces).
     """
+    plan, pf, loss_code, lf = net.plan, net.pf, net.loss_code, net.lf
+    X, Yf, Yi = data.X, data.Yf, data.Yi
+    ws, ga, probs = bufs.ws, bufs.ga, bufs.probs
     n = X.shape[0]
     B = batch
     total, correct = 0.0, 0
@@ -265,32 +268,38 @@ def evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold, batch
         loss = loss_and_grad(loss_code, lf, out, yf, yi, _view(probs, 0, b, k),
                              _view(ga, 0, b, k))
         total += loss if (loss_code == MSE and lf[L_SUM] != 0.0) else loss * b
-        correct += count_correct(loss_code, out, yf, yi, threshold)
+        correct += count_correct(loss_code, out, yf, yi, net.threshold)
     if not (loss_code == MSE and lf[L_SUM] != 0.0):
         total /= n
     return total, correct
 
 
-def predict(plan, pf, params, state, X, out_sigmoid, ws, batch, out):
+def predict(net, params, state, X, ws, batch, out):
     """Eval-mode network output of ``X (n, n_in)`` into ``out (n, k)``, B rows at a time.
 
-    out_sigmoid: apply the sigmoid that a BCE loss folded away.
+    net: :class:`fastbp.plan.Net` (``net.out_sigmoid``: apply the sigmoid that
+    a BCE loss folded away); ``ws`` sized for ``batch`` rows.
     """
+    plan, pf = net.plan, net.pf
     n = X.shape[0]
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         forward(plan, pf, params, state, X[start:stop], ws, False, 0)
         res = layer_output(plan, ws, stop - start)
-        if out_sigmoid:
+        if net.out_sigmoid:
             act_forward(res, 1, out[start:stop])
         else:
             out[start:stop] = res
 
 
-def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a, opt_b,
-                 counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga, gb, xb, yfb,
-                 yib, probs, stop_flag, losses, corrects, sw, swb, l2):
+def train_epochs(net, t, opt, data, bufs, run):
     """Train ``lrs.shape[0]`` epochs of mini-batch SGD/Adam; batch size B = ``xb.shape[0]``.
+
+    The arguments are the records of :mod:`fastbp.plan`: ``net`` (:class:`~fastbp.plan.Net`),
+    ``t`` (:class:`~fastbp.plan.Tensors`, updated in place), ``opt``
+    (:class:`~fastbp.plan.Optim`), ``data`` (:class:`~fastbp.plan.Data`),
+    ``bufs`` (:class:`~fastbp.plan.Buffers`) and ``run`` (:class:`~fastbp.plan.Run`,
+    whose ``losses`` and ``corrects`` are written). Below, each field goes by its name.
 
     For epoch e the samples are visited in the order ``order[e % order.shape[0]]``
     (``order (E or 1, n)``) at learning rate ``lrs[e]``; each batch runs
@@ -305,12 +314,19 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
     every Dense weight's gradient (:func:`add_l2`; batch weight = the batch's
     rows, or the sum of their weights) and its penalty to the reported loss.
 
-    Returns (epochs completed, status code).
+    Returns (epochs completed, status code ``plan.STATUS_*``).
     """
+    plan, pf, loss_code, lf = net.plan, net.pf, net.loss_code, net.lf
+    params, grads, state, counters = t.params, t.grads, t.state, t.counters
+    X, Yf, Yi, sw = data.X, data.Yf, data.Yi, data.sw
+    ws, ga, gb, probs = bufs.ws, bufs.ga, bufs.gb, bufs.probs
+    xb, yfb, yib, swb = bufs.xb, bufs.yfb, bufs.yib, bufs.swb
+    order, lrs, stop_flag = run.order, run.lrs, run.stop_flag
+    losses, corrects, l2 = run.losses, run.corrects, opt.l2
     n = X.shape[0]
     B = xb.shape[0]
     sum_red = loss_code == MSE and lf[L_SUM] != 0.0
-    fold = opt_code == SGD and of[O_MOMENTUM] == 0.0 and of[O_WD] == 0.0 and l2 == 0.0
+    fold = opt.code == SGD and opt.of[O_MOMENTUM] == 0.0 and opt.of[O_WD] == 0.0 and l2 == 0.0
     for e in range(lrs.shape[0]):
         perm = order[e % order.shape[0]]
         total, correct = 0.0, 0
@@ -334,8 +350,8 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
             if not math.isfinite(loss):
                 losses[e] = loss
                 corrects[e] = correct
-                return e, NON_FINITE
-            correct += count_correct(loss_code, out, yf, yi, threshold)
+                return e, STATUS_DIVERGED
+            correct += count_correct(loss_code, out, yf, yi, net.threshold)
             if fold:    # plain SGD: each layer steps inside backward
                 counters[C_OPT] += 1
                 backward(plan, pf, params, x, ws, ga, gb, grads, True, lrs[e])
@@ -344,18 +360,17 @@ def train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, op
                 bw = float(np.sum(swb[:b], dtype=np.float64)) if sw.shape[0] > 0 else float(b)
                 if l2 != 0.0 and bw > 0.0:
                     loss += 0.5 * l2 / bw * add_l2(plan, params, grads, l2 / bw)
-                _apply_update(opt_code, of, params, grads, opt_a, opt_b, counters, lrs[e])
+                _apply_update(opt.code, opt.of, params, grads, t.opt_a, t.opt_b, counters, lrs[e])
             total += loss if sum_red else loss * b
             counters[C_DROPOUT] += 1
             if stop_flag[0] != 0:
                 losses[e] = total if sum_red else total / stop
                 corrects[e] = correct
-                return e, INTERRUPTED
+                return e, STATUS_INTERRUPTED
         losses[e] = total if sum_red else total / n
         corrects[e] = correct
-        if stop_correct > 0:
-            _, right = evaluate(plan, pf, loss_code, lf, params, state, X, Yf, Yi, threshold,
-                                B, ws, ga, probs)
-            if right >= stop_correct:
-                return e + 1, REACHED_ACCURACY
-    return lrs.shape[0], OK
+        if run.stop_correct > 0:
+            _, right = evaluate(net, params, state, data, bufs, B)
+            if right >= run.stop_correct:
+                return e + 1, STATUS_ACCURACY
+    return lrs.shape[0], STATUS_DONE

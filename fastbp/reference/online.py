@@ -10,19 +10,16 @@ the same numbers.
 from .network import train_epochs
 
 
-def train_epochs_online(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a,
-                        opt_b, counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga,
-                        gb, xb, yfb, yib, probs, stop_flag, losses, corrects):
+def train_epochs_online(net, t, opt, data, bufs, run):
     """:func:`fastbp.reference.network.train_epochs` with ``xb`` of one row.
 
     Same arguments, same meaning; returns (epochs completed, status code).
     Supports Dense, activation and Dropout rows (no BatchNorm: a batch of one
-    has no batch statistics).
+    has no batch statistics), unweighted rows and no L2 term (``data.sw`` and
+    ``opt.l2`` are not read).
     """
-    return train_epochs(plan, pf, loss_code, lf, opt_code, of, params, grads, state, opt_a,
-                        opt_b, counters, X, Yf, Yi, order, lrs, threshold, stop_correct, ws, ga,
-                        gb, xb[:1], yfb[:1], yib[:1], probs, stop_flag, losses, corrects,
-                        params[:0], params[:0], 0.0)
+    bufs = bufs._replace(xb=bufs.xb[:1], yfb=bufs.yfb[:1], yib=bufs.yib[:1])
+    return train_epochs(net, t, opt._replace(l2=0.0), data._replace(sw=data.sw[:0]), bufs, run)
 
 
 def select_online(plan, loss_code, opt_code, dtype_name):
