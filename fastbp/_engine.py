@@ -85,6 +85,7 @@ class Engine:
         self.ops, self.net, self.dtype, self.backend_name = ops, net, np.dtype(dtype), backend_name
         self._spaces = {}
         self._no_weights = np.zeros(0, dtype=self.dtype)
+        self._rows = None           # see _rows_kernels
 
     def workspace(self, batch):
         """Buffers for ``batch`` rows, allocated once per batch size and reused."""
@@ -99,20 +100,37 @@ class Engine:
     def _limit(self, space):
         return _threads.limit(_threads.threads_for(space.macs, space.batch))
 
+    def _rows_kernels(self):
+        """(predict, evaluate, loss_and_grads or None) that run a row at a time,
+        generated for a small per-sample-capable network (``ops.select_eval``), or ()."""
+        if self._rows is None:
+            rows = self.ops.select_eval(self.workspace(1).plan, self.net.loss_code,
+                                        self.dtype.name)
+            self._rows = tuple(rows) if rows else ()
+        return self._rows
+
+    def _eval(self, batch):
+        """(predict, evaluate, workspace) for eval-mode passes of ``batch`` rows: the
+        generated row-at-a-time pair on one row's buffers, or the batch functions."""
+        rows = self._rows_kernels()
+        if rows:
+            return rows[0], rows[1], self.workspace(1)
+        return self.ops.predict, self.ops.evaluate, self.workspace(batch)
+
     def predict(self, params, state, X, batch):
         """The network's eval-mode output (n, n_outputs), ``batch`` rows per pass."""
-        net, w = self.net, self.workspace(batch)
-        out = np.empty((X.shape[0], net.n_outputs), dtype=self.dtype)
+        predict, _, w = self._eval(batch)
+        out = np.empty((X.shape[0], self.net.n_outputs), dtype=self.dtype)
         with self._limit(w):
-            self.ops.predict(w.net, params, state, X, w.bufs.ws, batch, out)
+            predict(w.net, params, state, X, w.bufs.ws, w.batch, out)
         return out
 
     def evaluate(self, params, state, X, Yf, Yi, batch):
         """(loss, number right) over (X, targets) in eval mode."""
-        w = self.workspace(batch)
+        _, evaluate, w = self._eval(batch)
         with self._limit(w):
-            loss, correct = self.ops.evaluate(w.net, params, state, self._data(X, Yf, Yi),
-                                              w.bufs, batch)
+            loss, correct = evaluate(w.net, params, state, self._data(X, Yf, Yi), w.bufs,
+                                     w.batch)
         return float(loss), int(correct)
 
     def forward(self, params, state, X, training, dropout_step):
@@ -131,6 +149,12 @@ class Engine:
     def loss_and_grads(self, params, state, X, Yf, Yi, training, dropout_step):
         """(loss, flat gradient) of the whole batch X; changes nothing in the model."""
         net, n, k = self.net, X.shape[0], self.net.n_outputs
+        rows = self._rows_kernels()
+        if rows and rows[2] is not None:        # no Dropout: training and eval passes agree
+            grads = np.zeros_like(params)
+            w = self.workspace(1)
+            loss = rows[2](w.net, params, self._data(X, Yf, Yi), w.bufs, grads)
+            return float(loss), grads
         w = self.workspace(n)
         b = w.bufs
         out = self.forward(params, state.copy(), X, training, dropout_step)

@@ -24,8 +24,10 @@ def _describe(event):
     name = getattr(getattr(disp, "py_func", None), "__name__", "kernels")
     if name.startswith("train_epochs_online"):
         name = "the per-sample training kernel"
-    dtypes = sorted({str(getattr(a, "dtype", "")) for a in data.get("args", ())} - {""}
-                    & {"float32", "float64"})
+    # the data's dtype: from the arrays passed, or inside the records (fastbp.plan) passed
+    found = {str(getattr(t, "dtype", "")) for a in data.get("args", ())
+             for t in (getattr(a, "types", None) or (a,))}
+    dtypes = sorted(found & {"float32", "float64"})
     return name + (f" ({', '.join(dtypes)})" if dtypes else "")
 
 

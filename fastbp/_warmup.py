@@ -11,20 +11,23 @@ import time
 import numpy as np
 
 # label, MLP keyword arguments, fit keyword arguments. The per-sample network
-# is the CLI's default for the 2-D sets: its specialised kernel is per shape.
+# is the CLI's default for the 2-D sets: its specialised kernels are per shape.
+# The mini-batch networks are just wide enough (over specialize.EVAL_MAX_MACS
+# multiply-adds per row) that predict, evaluate and loss_and_grads run the
+# batch kernels, which serve every shape, rather than kernels generated for theirs.
 CONFIGS = (
     ("per-sample 2-4-4-1 sigmoid, mse, sgd",
      dict(sizes=[2, 4, 4, 1], activation="sigmoid", loss="mse", init="uniform"),
      dict(batch_size=1, optimizer="sgd")),
     ("mini-batch relu + batchnorm + dropout, cross-entropy, sgd momentum",
-     dict(sizes=[8, 16, 16, 4], activation="relu", output_activation="identity",
+     dict(sizes=[8, 64, 64, 4], activation="relu", output_activation="identity",
           loss="cross_entropy", batchnorm=True, dropout=0.1),
      dict(batch_size=4, optimizer="sgd", momentum=0.9)),
     ("mini-batch tanh, mse, adam",
-     dict(sizes=[8, 16, 4], activation="tanh", output_activation="identity", loss="mse"),
+     dict(sizes=[8, 64, 64, 4], activation="tanh", output_activation="identity", loss="mse"),
      dict(batch_size=4, optimizer="adam")),
     ("mini-batch sigmoid, binary cross-entropy, sgd",
-     dict(sizes=[8, 16, 1], activation="sigmoid", output_activation="sigmoid", loss="bce"),
+     dict(sizes=[8, 64, 64, 1], activation="sigmoid", output_activation="sigmoid", loss="bce"),
      dict(batch_size=4, optimizer="sgd")),
 )
 DTYPES = ("float64", "float32")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
+from fastbp import kernels
 from fastbp.kernels import online as k_online
 from fastbp.kernels import specialize
 from fastbp import plan as P
@@ -88,3 +89,55 @@ def test_specialised_source_is_cached_by_shape(tmp_path, monkeypatch):
 def test_batchnorm_plans_are_not_specialised():
     m = fb.Sequential([fb.Dense(2, 3), fb.BatchNorm(3), fb.Dense(3, 1)])
     assert not specialize.supports(m._plan)
+
+
+def _batch_engine(m, monkeypatch):
+    """Make ``m`` predict, evaluate and differentiate through the batch kernels."""
+    monkeypatch.setattr(m._engine, "_rows", ())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("stack", STACKS)
+def test_small_networks_predict_evaluate_and_differentiate_a_row_at_a_time(stack, dtype,
+                                                                          monkeypatch):
+    layers, loss, k = STACKS[stack]
+    X, y = _data(k, n=23)
+    X = X.astype(dtype)
+    y = y if k == 3 else y.astype(dtype)
+    fast = fb.Sequential(layers(), loss=loss, dtype=dtype, seed=4)
+    ref = fb.Sequential(layers(), loss=loss, backend="numpy", dtype=dtype, seed=4)
+    rows = fast._engine._rows_kernels()
+    assert rows and rows[0] is not kernels.predict and rows[1] is not kernels.evaluate
+    has_dropout = any(isinstance(layer, fb.Dropout) for layer in fast.layers)
+    assert (rows[2] is None) == has_dropout     # with Dropout, training != eval: batch path
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+    for bs in (1, 5, 1024):                     # the batch size does not matter a row at a time
+        np.testing.assert_allclose(fast.predict(X, batch_size=bs), ref.predict(X), **tol)
+        ef, er = fast.evaluate(X, y, batch_size=bs), ref.evaluate(X, y)
+        np.testing.assert_allclose(ef["loss"], er["loss"], **tol)
+        assert ef["accuracy"] == er["accuracy"]
+    lf, gf = fast.loss_and_grads(X, y)
+    lr_, gr = ref.loss_and_grads(X, y)
+    np.testing.assert_allclose(lf, lr_, **tol)
+    for a, b in zip(gf, gr):
+        np.testing.assert_allclose(a, b, **tol)
+    # and the batch kernels give the same numbers, up to the order of the additions
+    with monkeypatch.context() as mp:
+        _batch_engine(fast, mp)
+        np.testing.assert_allclose(fast.predict(X), ref.predict(X), **tol)
+        np.testing.assert_allclose(fast.loss_and_grads(X, y)[0], lr_, **tol)
+
+
+def test_wide_and_batchnorm_networks_keep_the_batch_kernels():
+    wide = fb.MLP([64, 128, 10], activation="relu", output_activation="identity",
+                  loss="cross_entropy")
+    assert specialize.EVAL_MAX_MACS < 64 * 128 + 128 * 10
+    assert wide._engine._rows_kernels() == ()
+    bn = fb.MLP([2, 4, 1], batchnorm=True)
+    assert bn._engine._rows_kernels() == ()
+    assert fb.MLP([2, 4, 1], backend="numpy")._engine._rows_kernels() == ()
+
+
+def test_row_kernels_are_off_with_the_specialiser(monkeypatch):
+    monkeypatch.setattr(specialize, "ENABLED", False)
+    assert fb.MLP([2, 4, 1])._engine._rows_kernels() == ()

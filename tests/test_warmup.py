@@ -82,3 +82,13 @@ def test_warmup_parser_and_configs():
     for word in ("per-sample", "relu", "tanh", "sigmoid", "batchnorm", "dropout", "mse",
                  "cross-entropy", "binary cross-entropy", "momentum", "adam"):
         assert word in labels
+
+
+def test_warmup_mini_batch_networks_use_the_shape_free_batch_kernels():
+    """predict/evaluate/loss_and_grads of a small network run kernels generated for its
+    shape; the warm-up's mini-batch networks must reach the batch kernels every shape shares."""
+    for label, model_kw, fit_kw in _warmup.CONFIGS:
+        kw = dict(model_kw)
+        model = fb.MLP(kw.pop("sizes"), **kw)
+        generated = model._engine._rows_kernels() != ()
+        assert generated == (fit_kw["batch_size"] == 1), label

@@ -18,4 +18,4 @@ from .rng import hash_uniform, splitmix64
 from .network import add_l2, loss_and_grad_weighted
 from .network import (backward, count_correct, evaluate, forward, layer_output, loss_and_grad,
                       predict, train_epochs)
-from .online import select_online, train_epochs_online
+from .online import select_eval, select_online, train_epochs_online

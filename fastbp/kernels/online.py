@@ -265,3 +265,12 @@ def select_online(plan, loss_code, opt_code, dtype_name):
     from .specialize import kernel
 
     return kernel(plan, loss_code, opt_code, dtype_name) or train_epochs_online
+
+
+def select_eval(plan, loss_code, dtype_name):
+    """(predict, evaluate) run a row at a time, generated for this network's shape
+    (:func:`fastbp.kernels.specialize.eval_kernels`) when it is small and per-sample
+    capable, else None (the batch kernels serve). Same signatures as those."""
+    from .specialize import eval_kernels
+
+    return eval_kernels(plan, loss_code, dtype_name)

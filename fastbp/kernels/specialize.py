@@ -25,7 +25,8 @@ from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
 _VERSION = 5            # bump when the generated text changes meaning
-_loaded = {}
+_loaded = {}            # generated modules by key and by digest of their text
+EVAL_MAX_MACS = 4096    # predict/evaluate a row at a time up to this many multiply-adds per row
 
 
 def supports(plan):
@@ -142,15 +143,20 @@ def _emit_unpack(emit):
     emit(1, "losses, corrects = run.losses, run.corrects")
 
 
-def _emit_settings(emit, loss_code, opt_code, k):
-    """The loss's and the optimizer's settings, read once per call."""
+def _emit_loss_settings(emit, loss_code, k):
+    """The loss's settings, read once per call."""
     emit(1, "n = X.shape[0]")
-    emit(1, "half = ga.shape[0] // 2")
     emit(1, f"sum_red = {'lf[%d] != 0.0' % P.L_SUM if loss_code == P.MSE else 'False'}")
     if loss_code == P.MSE:
         emit(1, f"f = 0.5 if lf[{P.L_HALF}] != 0.0 else 1.0")
         emit(1, f"D = 1 if lf[{P.L_SUM}] != 0.0 else {k}")
         emit(1, "coef = T(2.0 * f / D)")
+
+
+def _emit_settings(emit, loss_code, opt_code, k):
+    """The loss's and the optimizer's settings, read once per call."""
+    _emit_loss_settings(emit, loss_code, k)
+    emit(1, "half = ga.shape[0] // 2")
     emit(1, f"wd = T(of[{P.O_WD}])")
     emit(1, f"use_wd = of[{P.O_WD}] != 0.0")
     if opt_code == P.ADAM:
@@ -167,48 +173,50 @@ def _emit_settings(emit, loss_code, opt_code, k):
         emit(1, "fold = not use_mom and not use_wd")
 
 
-def _emit_loss_and_grad(emit, loss_code, k, o_last):
+def _emit_loss_and_grad(emit, ind, loss_code, k, o_last):
     """:func:`fastbp.kernels.network.loss_and_grad` for sample i: loss, gradient in ga[0:k]."""
     if loss_code == P.MSE:
-        emit(3, "acc = 0.0")
-        emit(3, f"for c in range({k}):")
-        emit(4, f"d = ws[{o_last} + c] - Yf[i, c]")
-        emit(4, "ga[c] = coef * d")
-        emit(4, "acc += d * d")
-        emit(3, "loss = f * acc / D")
+        emit(ind, "acc = 0.0")
+        emit(ind, f"for c in range({k}):")
+        emit(ind + 1, f"d = ws[{o_last} + c] - Yf[i, c]")
+        emit(ind + 1, "ga[c] = coef * d")
+        emit(ind + 1, "acc += d * d")
+        emit(ind, "loss = f * acc / D")
     elif loss_code == P.BCE:
-        emit(3, "acc = 0.0")
-        emit(3, f"for c in range({k}):")
-        emit(4, f"term, sig = _bce_one(ws[{o_last} + c], Yf[i, c], T(1), T(0))")
-        emit(4, "acc += term")
-        emit(4, f"ga[c] = (sig - Yf[i, c]) / T({k})")
-        emit(3, f"loss = acc / {k}")
+        emit(ind, "acc = 0.0")
+        emit(ind, f"for c in range({k}):")
+        emit(ind + 1, f"term, sig = _bce_one(ws[{o_last} + c], Yf[i, c], T(1), T(0))")
+        emit(ind + 1, "acc += term")
+        emit(ind + 1, f"ga[c] = (sig - Yf[i, c]) / T({k})")
+        emit(ind, f"loss = acc / {k}")
     else:
-        emit(3, f"m = ws[{o_last}]")
-        emit(3, f"for c in range(1, {k}):")
-        emit(4, f"if ws[{o_last} + c] > m:")
-        emit(5, f"m = ws[{o_last} + c]")
-        emit(3, "ssum = T(0)")
-        emit(3, f"for c in range({k}):")
-        emit(4, f"ex = np.exp(ws[{o_last} + c] - m)")
-        emit(4, f"ga[{k} + c] = ex")
-        emit(4, "ssum += ex")
-        emit(3, "lab = Yi[i]")
-        emit(3, f"for c in range({k}):")
-        emit(4, f"pr = ga[{k} + c] / ssum")
-        emit(4, "ga[c] = pr - T(1) if c == lab else pr")
-        emit(3, f"loss = (m + np.log(ssum)) - ws[{o_last} + lab]")
+        emit(ind, f"m = ws[{o_last}]")
+        emit(ind, f"for c in range(1, {k}):")
+        emit(ind + 1, f"if ws[{o_last} + c] > m:")
+        emit(ind + 2, f"m = ws[{o_last} + c]")
+        emit(ind, "ssum = T(0)")
+        emit(ind, f"for c in range({k}):")
+        emit(ind + 1, f"ex = np.exp(ws[{o_last} + c] - m)")
+        emit(ind + 1, f"ga[{k} + c] = ex")
+        emit(ind + 1, "ssum += ex")
+        emit(ind, "lab = Yi[i]")
+        emit(ind, f"for c in range({k}):")
+        emit(ind + 1, f"pr = ga[{k} + c] / ssum")
+        emit(ind + 1, "ga[c] = pr - T(1) if c == lab else pr")
+        emit(ind, f"loss = (m + np.log(ssum)) - ws[{o_last} + lab]")
 
 
-def _emit_backward(emit, plan, opt_code):
+def _emit_backward(emit, plan, opt_code, store="="):
     """:func:`fastbp.kernels.network.backward` for sample i; the running gradient
-    alternates between ga[0:half] and ga[half:2*half]."""
+    alternates between ga[0:half] and ga[half:2*half]. store "+=": add the
+    sample's gradient to ``grads`` (never stepping)."""
     cur, nxt = "0", "half"
     for r in range(plan.shape[0] - 1, -1, -1):
         kind, n_out = int(plan[r, P.KIND]), int(plan[r, P.N_OUT])
         o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
         if kind == P.DENSE:
-            _emit_dense_backward(emit, plan, r, cur, nxt, opt_code != P.ADAM)
+            _emit_dense_backward(emit, plan, r, cur, nxt, opt_code != P.ADAM and store == "=",
+                                 store)
             cur, nxt = nxt, cur
         elif kind == P.ACT:
             d = _act_grad(act, f"ga[{cur} + c]", f"ws[{o} + c]")
@@ -222,7 +230,7 @@ def _emit_backward(emit, plan, opt_code):
             emit(5, f"ga[{cur} + c] = ga[{cur} + c] * ws[{a} + c]")
 
 
-def _emit_dense_backward(emit, plan, r, cur, nxt, may_fold):
+def _emit_dense_backward(emit, plan, r, cur, nxt, may_fold, store):
     """:func:`fastbp.kernels.dense.dense_backward` (after the activation's) for row r;
     with ``fold`` (plain SGD) :func:`fastbp.kernels.dense.dense_backward_sgd`: the
     step ``p -= lr * g`` taken where each gradient is formed, after the input
@@ -255,10 +263,10 @@ def _emit_dense_backward(emit, plan, r, cur, nxt, may_fold):
     emit(ind, f"for j in range({n_in}):")
     emit(ind + 1, f"xv = {_inp(r, plan, 'j')}")
     emit(ind + 1, f"for c in range({n_out}):")
-    emit(ind + 2, f"grads[{pa} + j * {n_out} + c] = xv * ga[{cur} + c]")
+    emit(ind + 2, f"grads[{pa} + j * {n_out} + c] {store} xv * ga[{cur} + c]")
     if pb >= 0:
         emit(ind, f"for c in range({n_out}):")
-        emit(ind + 1, f"grads[{pb} + c] = ga[{cur} + c]")
+        emit(ind + 1, f"grads[{pb} + c] {store} ga[{cur} + c]")
 
 
 def _emit_apply_update(emit, opt_code):
@@ -311,17 +319,20 @@ def _emit_evaluate(emit, plan):
     _emit_return(emit, 4, f"e + 1, {P.STATUS_ACCURACY}")
 
 
-def source(plan, loss_code, opt_code, dtype_name):
-    """The Python source of a ``train_epochs_online`` for this plan, loss and optimizer.
-
-    It follows :func:`fastbp.kernels.network.train_epochs` step by step, each
-    step emitted by the function named after it, with every size and offset
-    written in as a constant.
-    """
+def _start(plan, loss_code, dtype_name):
+    """(emitter, outputs k, offset of the last row's output) of a new generated module,
+    its header emitted: imports, the dtype ``T`` and ``correct_one``."""
     emit = _Src()
     R = plan.shape[0]
     k = int(plan[R - 1, P.N_OUT])
     o_last = int(plan[R - 1, P.OUT])
+    _emit_header(emit, dtype_name, k, o_last, loss_code)
+    emit(0, "")
+    return emit, k, o_last
+
+
+def _emit_header(emit, dtype_name, k, o_last, loss_code):
+    """Imports, the dtype ``T`` and ``correct_one``: what every generated module starts with."""
     emit(0, '"""Generated by fastbp.kernels.specialize; see there. Do not edit."""')
     emit(0, "import math")
     emit(0, "import numpy as np")
@@ -333,7 +344,16 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(0, f"T = np.{dtype_name}")
     emit(0, "")
     _emit_count_correct(emit, k, o_last, loss_code)
-    emit(0, "")
+
+
+def source(plan, loss_code, opt_code, dtype_name):
+    """The Python source of a ``train_epochs_online`` for this plan, loss and optimizer.
+
+    It follows :func:`fastbp.kernels.network.train_epochs` step by step, each
+    step emitted by the function named after it, with every size and offset
+    written in as a constant.
+    """
+    emit, k, o_last = _start(plan, loss_code, dtype_name)
     emit(0, "@njit")
     emit(0, "def train_epochs_online(net, t, opt, data, bufs, run):")
     _emit_unpack(emit)
@@ -350,7 +370,7 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(2, "for s in range(n):")
     emit(3, "i = order[row, s]")
     _emit_forward(emit, 3, plan, training=True)
-    _emit_loss_and_grad(emit, loss_code, k, o_last)
+    _emit_loss_and_grad(emit, 3, loss_code, k, o_last)
     emit(3, "if not math.isfinite(loss):")
     emit(4, "losses[e] = loss")
     emit(4, "corrects[e] = correct")
@@ -372,20 +392,107 @@ def source(plan, loss_code, opt_code, dtype_name):
     return "\n".join(emit.lines) + "\n"
 
 
+def eval_source(plan, loss_code, dtype_name):
+    """The source of ``predict``, ``evaluate`` and (without Dropout) ``loss_and_grads``
+    for this plan (laid out for one row) and loss.
+
+    They are :func:`fastbp.kernels.network.predict` and ``evaluate`` with the
+    same signatures, run one row at a time through the per-sample kernel's
+    eval-mode forward pass and loss: the whole batch's loss is the sum of the
+    rows' losses (divided by n unless the loss sums), as the batch kernels
+    compute it up to the order of the additions.
+    """
+    emit, k, o_last = _start(plan, loss_code, dtype_name)
+    emit(0, "@njit")
+    emit(0, "def predict(net, params, state, X, ws, batch, out):")
+    emit(1, "for i in range(X.shape[0]):")
+    _emit_forward(emit, 2, plan, training=False)
+    emit(2, f"for c in range({k}):")
+    if loss_code == P.BCE:          # the sigmoid the loss folded away
+        emit(3, f"out[i, c] = _sigmoid(ws[{o_last} + c], T(1))")
+    else:
+        emit(3, f"out[i, c] = ws[{o_last} + c]")
+    emit(0, "")
+    emit(0, "@njit")
+    emit(0, "def evaluate(net, params, state, data, bufs, batch):")
+    emit(1, "lf, threshold = net.lf, net.threshold")
+    emit(1, "X, Yf, Yi, ws, ga = data.X, data.Yf, data.Yi, bufs.ws, bufs.ga")
+    _emit_loss_settings(emit, loss_code, k)
+    emit(1, "total = 0.0")
+    emit(1, "correct = 0")
+    emit(1, "for i in range(n):")
+    _emit_forward(emit, 2, plan, training=False)
+    _emit_loss_and_grad(emit, 2, loss_code, k, o_last)
+    emit(2, "total += loss")
+    emit(2, "if correct_one(ws, Yf, Yi, i, threshold):")
+    emit(3, "correct += 1")
+    emit(1, "if not sum_red:")
+    emit(2, "total /= n")
+    emit(1, "return total, correct")
+    if not (plan[:, P.KIND] == P.DROPOUT).any():
+        _emit_loss_and_grads(emit, plan, loss_code, k, o_last)
+    return "\n".join(emit.lines) + "\n"
+
+
+def _emit_loss_and_grads(emit, plan, loss_code, k, o_last):
+    """``loss_and_grads``: the batch loss of all rows and its gradient summed into
+    ``grads`` a row at a time (each row's loss gradient scaled by 1/n unless the
+    loss sums). Emitted for networks without Dropout only: their training and
+    eval passes are the same."""
+    emit(0, "")
+    emit(0, "@njit")
+    emit(0, "def loss_and_grads(net, params, data, bufs, grads):")
+    emit(1, "lf = net.lf")
+    emit(1, "X, Yf, Yi, ws, ga = data.X, data.Yf, data.Yi, bufs.ws, bufs.ga")
+    _emit_loss_settings(emit, loss_code, k)
+    emit(1, "half = ga.shape[0] // 2")
+    emit(1, "scale = T(1) if sum_red else T(1.0 / n)")
+    emit(1, "total = 0.0")
+    emit(1, "for i in range(n):")
+    _emit_forward(emit, 2, plan, training=False)
+    _emit_loss_and_grad(emit, 2, loss_code, k, o_last)
+    emit(2, "total += loss")
+    emit(2, f"for c in range({k}):")
+    emit(3, "ga[c] = ga[c] * scale")
+    _emit_backward(lambda ind, text: emit(ind - 1, text), plan, P.ADAM, store="+=")
+    emit(1, "return total if sum_red else total / n")
+
+
+def _load(prefix, key, make_text):
+    """The module generated by ``make_text()``, imported once per process and per text."""
+    module = _loaded.get(key)
+    if module is not None:
+        return module
+    text = make_text()
+    digest = hashlib.sha256(f"{_VERSION}\n{text}".encode()).hexdigest()[:20]
+    module = _loaded.get(digest)
+    if module is None:
+        module = _cache.load_generated(f"{prefix}_{digest}", text)
+    _loaded[digest] = _loaded[key] = module
+    return module
+
+
+def small(plan):
+    """Whether a row at a time beats the batch kernels' products: at most
+    ``EVAL_MAX_MACS`` multiply-adds per row (the per-sample kernels' networks)."""
+    dense = plan[plan[:, P.KIND] == P.DENSE]
+    return int((dense[:, P.N_IN] * dense[:, P.N_OUT]).sum()) <= EVAL_MAX_MACS
+
+
+def eval_kernels(plan, loss_code, dtype_name):
+    """(predict, evaluate, loss_and_grads or None) generated for this network, or None
+    (not per-sample capable or not small)."""
+    if not ENABLED or not supports(plan) or not small(plan):
+        return None
+    key = ("eval", plan.tobytes(), plan.shape, loss_code, dtype_name)
+    module = _load("fastbp_eval", key, lambda: eval_source(plan, loss_code, dtype_name))
+    return module.predict, module.evaluate, getattr(module, "loss_and_grads", None)
+
+
 def kernel(plan, loss_code, opt_code, dtype_name):
     """The specialised ``train_epochs_online`` for this network, or None if unavailable."""
     if not ENABLED or not supports(plan):
         return None
     key = (plan.tobytes(), plan.shape, loss_code, opt_code, dtype_name)
-    fn = _loaded.get(key)
-    if fn is not None:
-        return fn
-    text = source(plan, loss_code, opt_code, dtype_name)
-    digest = hashlib.sha256(f"{_VERSION}\n{text}".encode()).hexdigest()[:20]
-    fn = _loaded.get(digest)
-    if fn is not None:
-        return fn
-    module = _cache.load_generated(f"fastbp_online_{digest}", text)
-    fn = module.train_epochs_online
-    _loaded[digest] = _loaded[key] = fn
-    return fn
+    return _load("fastbp_online", key,
+                 lambda: source(plan, loss_code, opt_code, dtype_name)).train_epochs_online

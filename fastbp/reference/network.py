@@ -295,11 +295,8 @@ def predict(net, params, state, X, ws, batch, out):
 def train_epochs(net, t, opt, data, bufs, run):
     """Train ``lrs.shape[0]`` epochs of mini-batch SGD/Adam; batch size B = ``xb.shape[0]``.
 
-    The arguments are the records of :mod:`fastbp.plan`: ``net`` (:class:`~fastbp.plan.Net`),
-    ``t`` (:class:`~fastbp.plan.Tensors`, updated in place), ``opt``
-    (:class:`~fastbp.plan.Optim`), ``data`` (:class:`~fastbp.plan.Data`),
-    ``bufs`` (:class:`~fastbp.plan.Buffers`) and ``run`` (:class:`~fastbp.plan.Run`,
-    whose ``losses`` and ``corrects`` are written). Below, each field goes by its name.
+    The arguments are the records ``Net``, ``Tensors`` (updated in place), ``Optim``,
+    ``Data``, ``Buffers`` and ``Run`` of :mod:`fastbp.plan`; below, fields go by name.
 
     For epoch e the samples are visited in the order ``order[e % order.shape[0]]``
     (``order (E or 1, n)``) at learning rate ``lrs[e]``; each batch runs

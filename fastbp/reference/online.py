@@ -25,3 +25,9 @@ def train_epochs_online(net, t, opt, data, bufs, run):
 def select_online(plan, loss_code, opt_code, dtype_name):
     """The per-sample epoch function for this network (the reference has one for all)."""
     return train_epochs_online
+
+
+def select_eval(plan, loss_code, dtype_name):
+    """None: the reference predicts and evaluates with its batch functions
+    (:func:`fastbp.reference.network.predict`, ``evaluate``) at every size."""
+    return None
