@@ -164,14 +164,16 @@ class Engine:
         self.ops.backward(w.plan, net.pf, params, X, b.ws, b.ga, b.gb, grads, False, 0.0)
         return float(loss), grads
 
-    def trainer(self, batch, loss_code, opt_code, plain=True):
-        """The kernel that trains ``batch``-row steps: per-sample or mini-batch.
+    def trainer(self, batch, loss_code, opt, plain=True):
+        """The kernel that trains ``batch``-row steps with ``opt`` (a :class:`fastbp.plan.Optim`):
+        per-sample or mini-batch.
 
         plain: no sample weights, no L2 term and no Adam eps_hat (the
         per-sample kernels have none of them; the mini-batch kernel has all)."""
         if batch == 1 and plain:
-            return self.ops.select_online(self.workspace(1).plan, loss_code, opt_code,
-                                          self.dtype.name)
+            fold = opt.code == P.SGD and opt.of[P.O_MOMENTUM] == 0.0 and opt.of[P.O_WD] == 0.0
+            return self.ops.select_online(self.workspace(1).plan, loss_code, opt.code,
+                                          self.dtype.name, bool(fold))
         return self.ops.train_epochs
 
     def _data(self, X, Yf, Yi, sw=None):
@@ -195,7 +197,7 @@ class Engine:
         step = P.Optim(opt.code, np.array(opt.settings(), dtype=np.float64), float(l2))
         data = self._data(X, Yf, Yi, sw)
         plain = data.sw.shape[0] == 0 and l2 == 0.0 and not getattr(opt, "eps_hat", False)
-        train = self.trainer(batch, self.net.loss_code, opt.code, plain)
+        train = self.trainer(batch, self.net.loss_code, step, plain)
         call = call or (lambda fn, *args: fn(*args))
         with self._limit(w):
             ran, status = call(train, w.net, t, step, data, w.bufs, run)

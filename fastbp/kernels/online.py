@@ -258,13 +258,14 @@ def train_epochs_online(net, t, opt, data, bufs, run):
     return lrs.shape[0], STATUS_DONE
 
 
-def select_online(plan, loss_code, opt_code, dtype_name):
+def select_online(plan, loss_code, opt_code, dtype_name, fold):
     """The per-sample epoch function for this network: one specialised on its
     shape (:mod:`fastbp.kernels.specialize`) when available, else the generic
-    :func:`train_epochs_online`. Same signature either way."""
+    :func:`train_epochs_online`. Same signature either way. fold: the optimizer is
+    plain SGD (no momentum, no weight decay) for every call of the function returned."""
     from .specialize import kernel
 
-    return kernel(plan, loss_code, opt_code, dtype_name) or train_epochs_online
+    return kernel(plan, loss_code, opt_code, dtype_name, fold) or train_epochs_online
 
 
 def select_eval(plan, loss_code, dtype_name):

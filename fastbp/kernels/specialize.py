@@ -24,7 +24,7 @@ from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
-_VERSION = 5            # bump when the generated text changes meaning
+_VERSION = 6            # bump when the generated text changes meaning
 _loaded = {}            # generated modules by key and by digest of their text
 EVAL_MAX_MACS = 4096    # predict/evaluate a row at a time up to this many multiply-adds per row
 
@@ -153,10 +153,12 @@ def _emit_loss_settings(emit, loss_code, k):
         emit(1, "coef = T(2.0 * f / D)")
 
 
-def _emit_settings(emit, loss_code, opt_code, k):
+def _emit_settings(emit, loss_code, opt_code, k, fold):
     """The loss's and the optimizer's settings, read once per call."""
     _emit_loss_settings(emit, loss_code, k)
     emit(1, "half = ga.shape[0] // 2")
+    if fold:                # plain SGD reads the learning rate only
+        return
     emit(1, f"wd = T(of[{P.O_WD}])")
     emit(1, f"use_wd = of[{P.O_WD}] != 0.0")
     if opt_code == P.ADAM:
@@ -169,8 +171,6 @@ def _emit_settings(emit, loss_code, opt_code, k):
         emit(1, f"mom = T(of[{P.O_MOMENTUM}])")
         emit(1, f"use_mom = of[{P.O_MOMENTUM}] != 0.0")
         emit(1, f"nesterov = of[{P.O_NESTEROV}] != 0.0")
-        # plain SGD: each weight steps where its gradient is formed (train_epochs' fold)
-        emit(1, "fold = not use_mom and not use_wd")
 
 
 def _emit_loss_and_grad(emit, ind, loss_code, k, o_last):
@@ -206,17 +206,17 @@ def _emit_loss_and_grad(emit, ind, loss_code, k, o_last):
         emit(ind, f"loss = (m + np.log(ssum)) - ws[{o_last} + lab]")
 
 
-def _emit_backward(emit, plan, opt_code, store="="):
+def _emit_backward(emit, plan, fold, store="="):
     """:func:`fastbp.kernels.network.backward` for sample i; the running gradient
-    alternates between ga[0:half] and ga[half:2*half]. store "+=": add the
-    sample's gradient to ``grads`` (never stepping)."""
+    alternates between ga[0:half] and ga[half:2*half]. fold: plain SGD steps each
+    weight where its gradient is formed; store "+=": add the sample's gradient to
+    ``grads``."""
     cur, nxt = "0", "half"
     for r in range(plan.shape[0] - 1, -1, -1):
         kind, n_out = int(plan[r, P.KIND]), int(plan[r, P.N_OUT])
         o, act = int(plan[r, P.OUT]), int(plan[r, P.ACTV])
         if kind == P.DENSE:
-            _emit_dense_backward(emit, plan, r, cur, nxt, opt_code != P.ADAM and store == "=",
-                                 store)
+            _emit_dense_backward(emit, plan, r, cur, nxt, fold, store)
             cur, nxt = nxt, cur
         elif kind == P.ACT:
             d = _act_grad(act, f"ga[{cur} + c]", f"ws[{o} + c]")
@@ -230,7 +230,7 @@ def _emit_backward(emit, plan, opt_code, store="="):
             emit(5, f"ga[{cur} + c] = ga[{cur} + c] * ws[{a} + c]")
 
 
-def _emit_dense_backward(emit, plan, r, cur, nxt, may_fold, store):
+def _emit_dense_backward(emit, plan, r, cur, nxt, fold, store):
     """:func:`fastbp.kernels.dense.dense_backward` (after the activation's) for row r;
     with ``fold`` (plain SGD) :func:`fastbp.kernels.dense.dense_backward_sgd`: the
     step ``p -= lr * g`` taken where each gradient is formed, after the input
@@ -248,28 +248,22 @@ def _emit_dense_backward(emit, plan, r, cur, nxt, may_fold, store):
         emit(4, f"for c in range({n_out}):")
         emit(5, f"acc += ga[{cur} + c] * params[{pa} + j * {n_out} + c]")
         emit(4, f"ga[{nxt} + j] = acc")
-    ind = 3
-    if may_fold:
-        emit(3, "if fold:")
-        emit(4, f"for j in range({n_in}):")
-        emit(5, f"xv = {_inp(r, plan, 'j')}")
-        emit(5, f"for c in range({n_out}):")
-        emit(6, f"params[{pa} + j * {n_out} + c] -= lrf * (xv * ga[{cur} + c])")
-        if pb >= 0:
-            emit(4, f"for c in range({n_out}):")
-            emit(5, f"params[{pb} + c] -= lrf * ga[{cur} + c]")
-        emit(3, "else:")
-        ind = 4
-    emit(ind, f"for j in range({n_in}):")
-    emit(ind + 1, f"xv = {_inp(r, plan, 'j')}")
-    emit(ind + 1, f"for c in range({n_out}):")
-    emit(ind + 2, f"grads[{pa} + j * {n_out} + c] {store} xv * ga[{cur} + c]")
+    emit(3, f"for j in range({n_in}):")
+    emit(4, f"xv = {_inp(r, plan, 'j')}")
+    emit(4, f"for c in range({n_out}):")
+    if fold:
+        emit(5, f"params[{pa} + j * {n_out} + c] -= lrf * (xv * ga[{cur} + c])")
+    else:
+        emit(5, f"grads[{pa} + j * {n_out} + c] {store} xv * ga[{cur} + c]")
     if pb >= 0:
-        emit(ind, f"for c in range({n_out}):")
-        emit(ind + 1, f"grads[{pb} + c] {store} ga[{cur} + c]")
+        emit(3, f"for c in range({n_out}):")
+        if fold:
+            emit(4, f"params[{pb} + c] -= lrf * ga[{cur} + c]")
+        else:
+            emit(4, f"grads[{pb} + c] {store} ga[{cur} + c]")
 
 
-def _emit_apply_update(emit, opt_code):
+def _emit_apply_update(emit, opt_code, fold):
     """:func:`fastbp.kernels.network._apply_update`: the optimizer step over the flat buffer,
     term for term as :func:`fastbp.kernels.optim.adam_update` / ``sgd_update``."""
     emit(3, "n_opt += 1")
@@ -286,17 +280,16 @@ def _emit_apply_update(emit, opt_code):
         emit(4, "opt_a[j] = mj")
         emit(4, "opt_b[j] = vj")
         emit(4, "params[j] -= step_size * mj / (np.sqrt(vj) / sq2 + eps)")
-    else:
-        emit(3, "if not fold:        # (plain SGD stepped inside the backward pass)")
-        emit(4, "for j in range(params.shape[0]):")
-        emit(5, "gj = grads[j]")
-        emit(5, "if use_wd:")
-        emit(6, "gj = gj + wd * params[j]")
-        emit(5, "if use_mom:")
-        emit(6, "vel = mom * opt_a[j] + gj")
-        emit(6, "opt_a[j] = vel")
-        emit(6, "gj = gj + mom * vel if nesterov else vel")
-        emit(5, "params[j] -= lrf * gj")
+    elif not fold:          # (plain SGD stepped inside the backward pass)
+        emit(3, "for j in range(params.shape[0]):")
+        emit(4, "gj = grads[j]")
+        emit(4, "if use_wd:")
+        emit(5, "gj = gj + wd * params[j]")
+        emit(4, "if use_mom:")
+        emit(5, "vel = mom * opt_a[j] + gj")
+        emit(5, "opt_a[j] = vel")
+        emit(5, "gj = gj + mom * vel if nesterov else vel")
+        emit(4, "params[j] -= lrf * gj")
 
 
 def _emit_return(emit, ind, value):
@@ -346,8 +339,13 @@ def _emit_header(emit, dtype_name, k, o_last, loss_code):
     _emit_count_correct(emit, k, o_last, loss_code)
 
 
-def source(plan, loss_code, opt_code, dtype_name):
+def source(plan, loss_code, opt_code, dtype_name, fold=True):
     """The Python source of a ``train_epochs_online`` for this plan, loss and optimizer.
+
+    fold (with SGD): no momentum and no weight decay, so each weight steps where
+    its gradient is formed (:func:`fastbp.kernels.network.train_epochs`' fold);
+    the kernel then has no optimizer state to read. A kernel is generated for
+    each case, so neither carries the other's code.
 
     It follows :func:`fastbp.kernels.network.train_epochs` step by step, each
     step emitted by the function named after it, with every size and offset
@@ -357,7 +355,8 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(0, "@njit")
     emit(0, "def train_epochs_online(net, t, opt, data, bufs, run):")
     _emit_unpack(emit)
-    _emit_settings(emit, loss_code, opt_code, k)
+    fold = fold and opt_code == P.SGD
+    _emit_settings(emit, loss_code, opt_code, k, fold)
     # the step counters live in locals during the call (stores into ``counters`` in the
     # sample loop would have to be ordered against every parameter access)
     emit(1, f"n_opt = counters[{P.C_OPT}]")
@@ -378,8 +377,8 @@ def source(plan, loss_code, opt_code, dtype_name):
     emit(3, "total += loss")
     emit(3, "if correct_one(ws, Yf, Yi, i, threshold):")
     emit(4, "correct += 1")
-    _emit_backward(emit, plan, opt_code)
-    _emit_apply_update(emit, opt_code)
+    _emit_backward(emit, plan, fold)
+    _emit_apply_update(emit, opt_code, fold)
     emit(3, "n_drop += 1")
     emit(3, "if stop_flag[0] != 0:")
     emit(4, "losses[e] = total if sum_red else total / (s + 1)")
@@ -454,7 +453,7 @@ def _emit_loss_and_grads(emit, plan, loss_code, k, o_last):
     emit(2, "total += loss")
     emit(2, f"for c in range({k}):")
     emit(3, "ga[c] = ga[c] * scale")
-    _emit_backward(lambda ind, text: emit(ind - 1, text), plan, P.ADAM, store="+=")
+    _emit_backward(lambda ind, text: emit(ind - 1, text), plan, False, store="+=")
     emit(1, "return total if sum_red else total / n")
 
 
@@ -489,10 +488,13 @@ def eval_kernels(plan, loss_code, dtype_name):
     return module.predict, module.evaluate, getattr(module, "loss_and_grads", None)
 
 
-def kernel(plan, loss_code, opt_code, dtype_name):
-    """The specialised ``train_epochs_online`` for this network, or None if unavailable."""
+def kernel(plan, loss_code, opt_code, dtype_name, fold=True):
+    """The specialised ``train_epochs_online`` for this network, or None if unavailable.
+
+    fold: the optimizer is plain SGD (see :func:`source`); it must hold for every call."""
     if not ENABLED or not supports(plan):
         return None
-    key = (plan.tobytes(), plan.shape, loss_code, opt_code, dtype_name)
+    fold = bool(fold) and opt_code == P.SGD
+    key = (plan.tobytes(), plan.shape, loss_code, opt_code, dtype_name, fold)
     return _load("fastbp_online", key,
-                 lambda: source(plan, loss_code, opt_code, dtype_name)).train_epochs_online
+                 lambda: source(plan, loss_code, opt_code, dtype_name, fold)).train_epochs_online

@@ -22,8 +22,9 @@ def train_epochs_online(net, t, opt, data, bufs, run):
     return train_epochs(net, t, opt._replace(l2=0.0), data._replace(sw=data.sw[:0]), bufs, run)
 
 
-def select_online(plan, loss_code, opt_code, dtype_name):
-    """The per-sample epoch function for this network (the reference has one for all)."""
+def select_online(plan, loss_code, opt_code, dtype_name, fold):
+    """The per-sample epoch function for this network (the reference has one for all
+    networks and optimizers)."""
     return train_epochs_online
 
 
