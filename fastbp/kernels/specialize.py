@@ -24,7 +24,7 @@ from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
-_VERSION = 6            # bump when the generated text changes meaning
+_VERSION = 7            # bump when the generated text changes meaning
 _loaded = {}            # generated modules by key and by digest of their text
 EVAL_MAX_MACS = 4096    # predict/evaluate a row at a time up to this many multiply-adds per row
 
@@ -112,8 +112,9 @@ def _emit_forward(emit, ind, plan, training):
 
 
 def _emit_count_correct(emit, k, o_last, loss_code):
-    """``correct_one``: :func:`fastbp.kernels.network.count_correct` for sample i."""
-    emit(0, "@njit")
+    """``correct_one``: :func:`fastbp.kernels.network.count_correct` for sample i
+    (inlined where it is called: no function of its own to compile)."""
+    emit(0, '@njit(inline="always")')
     emit(0, "def correct_one(ws, Yf, Yi, i, threshold):")
     if k == 1:
         emit(1, f"return (ws[{o_last}] > threshold) == (Yf[i, 0] > 0.5)")
