@@ -24,9 +24,10 @@ from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
-_VERSION = 7            # bump when the generated text changes meaning
+_VERSION = 8            # bump when the generated text changes meaning
 _loaded = {}            # generated modules by key and by digest of their text
 EVAL_MAX_MACS = 4096    # predict/evaluate a row at a time up to this many multiply-adds per row
+_PREDICT, _EVALUATE, _GRADS = 0, 1, 2       # what the generated ``rows`` does with each row
 
 
 def supports(plan):
@@ -396,66 +397,64 @@ def eval_source(plan, loss_code, dtype_name):
     """The source of ``predict``, ``evaluate`` and (without Dropout) ``loss_and_grads``
     for this plan (laid out for one row) and loss.
 
-    They are :func:`fastbp.kernels.network.predict` and ``evaluate`` with the
-    same signatures, run one row at a time through the per-sample kernel's
-    eval-mode forward pass and loss: the whole batch's loss is the sum of the
-    rows' losses (divided by n unless the loss sums), as the batch kernels
-    compute it up to the order of the additions.
+    ``predict`` and ``evaluate`` have the signatures of :func:`fastbp.kernels.network.predict`
+    and ``evaluate``. All three call ``rows`` (one function, so one compile): the
+    per-sample kernel's eval-mode forward pass row by row, then, as ``mode`` asks,
+    the output stored, the loss and right answers added up, or each row's loss
+    gradient (scaled by 1/n unless the loss sums) backpropagated into ``grads``.
+    The loss is the batch kernels' up to the order of the additions.
     """
     emit, k, o_last = _start(plan, loss_code, dtype_name)
-    emit(0, "@njit")
-    emit(0, "def predict(net, params, state, X, ws, batch, out):")
-    emit(1, "for i in range(X.shape[0]):")
-    _emit_forward(emit, 2, plan, training=False)
-    emit(2, f"for c in range({k}):")
-    if loss_code == P.BCE:          # the sigmoid the loss folded away
-        emit(3, f"out[i, c] = _sigmoid(ws[{o_last} + c], T(1))")
-    else:
-        emit(3, f"out[i, c] = ws[{o_last} + c]")
+    backprop = not (plan[:, P.KIND] == P.DROPOUT).any()     # training pass == eval pass
+    emit(0, "from fastbp.plan import Data")
     emit(0, "")
     emit(0, "@njit")
-    emit(0, "def evaluate(net, params, state, data, bufs, batch):")
+    emit(0, "def rows(mode, net, params, data, ws, ga, out, grads):")
     emit(1, "lf, threshold = net.lf, net.threshold")
-    emit(1, "X, Yf, Yi, ws, ga = data.X, data.Yf, data.Yi, bufs.ws, bufs.ga")
-    _emit_loss_settings(emit, loss_code, k)
-    emit(1, "total = 0.0")
-    emit(1, "correct = 0")
-    emit(1, "for i in range(n):")
-    _emit_forward(emit, 2, plan, training=False)
-    _emit_loss_and_grad(emit, 2, loss_code, k, o_last)
-    emit(2, "total += loss")
-    emit(2, "if correct_one(ws, Yf, Yi, i, threshold):")
-    emit(3, "correct += 1")
-    emit(1, "if not sum_red:")
-    emit(2, "total /= n")
-    emit(1, "return total, correct")
-    if not (plan[:, P.KIND] == P.DROPOUT).any():
-        _emit_loss_and_grads(emit, plan, loss_code, k, o_last)
-    return "\n".join(emit.lines) + "\n"
-
-
-def _emit_loss_and_grads(emit, plan, loss_code, k, o_last):
-    """``loss_and_grads``: the batch loss of all rows and its gradient summed into
-    ``grads`` a row at a time (each row's loss gradient scaled by 1/n unless the
-    loss sums). Emitted for networks without Dropout only: their training and
-    eval passes are the same."""
-    emit(0, "")
-    emit(0, "@njit")
-    emit(0, "def loss_and_grads(net, params, data, bufs, grads):")
-    emit(1, "lf = net.lf")
-    emit(1, "X, Yf, Yi, ws, ga = data.X, data.Yf, data.Yi, bufs.ws, bufs.ga")
+    emit(1, "X, Yf, Yi = data.X, data.Yf, data.Yi")
     _emit_loss_settings(emit, loss_code, k)
     emit(1, "half = ga.shape[0] // 2")
     emit(1, "scale = T(1) if sum_red else T(1.0 / n)")
     emit(1, "total = 0.0")
+    emit(1, "correct = 0")
     emit(1, "for i in range(n):")
     _emit_forward(emit, 2, plan, training=False)
+    emit(2, f"if mode == {_PREDICT}:")
+    emit(3, f"for c in range({k}):")
+    if loss_code == P.BCE:          # the sigmoid the loss folded away
+        emit(4, f"out[i, c] = _sigmoid(ws[{o_last} + c], T(1))")
+    else:
+        emit(4, f"out[i, c] = ws[{o_last} + c]")
+    emit(3, "continue")
     _emit_loss_and_grad(emit, 2, loss_code, k, o_last)
     emit(2, "total += loss")
-    emit(2, f"for c in range({k}):")
-    emit(3, "ga[c] = ga[c] * scale")
-    _emit_backward(lambda ind, text: emit(ind - 1, text), plan, False, store="+=")
-    emit(1, "return total if sum_red else total / n")
+    emit(2, f"if mode == {_EVALUATE}:")
+    emit(3, "if correct_one(ws, Yf, Yi, i, threshold):")
+    emit(4, "correct += 1")
+    emit(3, "continue")
+    if backprop:
+        emit(2, f"for c in range({k}):")
+        emit(3, "ga[c] = ga[c] * scale")
+        _emit_backward(lambda ind, text: emit(ind - 1, text), plan, False, store="+=")
+    emit(1, "if not sum_red:")
+    emit(2, "total /= n")
+    emit(1, "return total, correct")
+    emit(0, "")
+    emit(0, "def predict(net, params, state, X, ws, batch, out):")
+    emit(1, "none = np.zeros(0, dtype=X.dtype)")
+    emit(1, "data = Data(X, none.reshape(0, 0), np.zeros(0, dtype=np.int64), none)")
+    emit(1, f"rows({_PREDICT}, net, params, data, ws, none, out, none)")
+    emit(0, "")
+    emit(0, "def evaluate(net, params, state, data, bufs, batch):")
+    emit(1, "none = np.zeros(0, dtype=data.X.dtype)")
+    emit(1, f"return rows({_EVALUATE}, net, params, data, bufs.ws, bufs.ga, "
+            "none.reshape(0, 0), none)")
+    if backprop:
+        emit(0, "")
+        emit(0, "def loss_and_grads(net, params, data, bufs, grads):")
+        emit(1, f"return rows({_GRADS}, net, params, data, bufs.ws, bufs.ga, "
+                "grads[:0].reshape(0, 0), grads)[0]")
+    return "\n".join(emit.lines) + "\n"
 
 
 def _load(prefix, key, make_text):
