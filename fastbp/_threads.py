@@ -22,8 +22,6 @@ saved sizes, whatever order they finish in.
 import contextlib
 import threading
 
-import numpy as np
-
 from . import _config
 from . import plan as P
 
@@ -36,8 +34,7 @@ _held = None                # ([(BLAS controller, its size before)], n in force)
 
 def step_macs(plan, batch):
     """Multiply-adds of the Dense products in one forward pass of ``batch`` rows."""
-    dense = plan[plan[:, P.KIND] == P.DENSE]
-    return int(batch) * int(np.sum(dense[:, P.N_IN] * dense[:, P.N_OUT]))
+    return int(batch) * P.dense_macs(plan)
 
 
 def threads_for(macs, batch):

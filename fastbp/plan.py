@@ -180,6 +180,12 @@ def layout(plan, batch):
     return off
 
 
+def dense_macs(plan):
+    """Multiply-adds of the Dense products in the forward pass of one row."""
+    dense = plan[plan[:, KIND] == DENSE]
+    return int(np.sum(dense[:, N_IN] * dense[:, N_OUT]))
+
+
 def max_width(plan):
     """The widest gradient backward holds: any row's output, or any row's input but
     the first (the gradient of the network's input is never computed)."""

@@ -269,9 +269,10 @@ def select_online(plan, loss_code, opt_code, dtype_name, fold):
 
 
 def select_eval(plan, loss_code, dtype_name):
-    """(predict, evaluate) run a row at a time, generated for this network's shape
-    (:func:`fastbp.kernels.specialize.eval_kernels`) when it is small and per-sample
-    capable, else None (the batch kernels serve). Same signatures as those."""
+    """(predict, evaluate, loss_and_grads or None) run a row at a time, generated for
+    this network's shape (:func:`fastbp.kernels.specialize.eval_kernels`) when it is
+    small and per-sample capable, else None (the batch kernels serve). predict and
+    evaluate have the signatures of :func:`fastbp.kernels.network.predict` and ``evaluate``."""
     from .specialize import eval_kernels
 
     return eval_kernels(plan, loss_code, dtype_name)

@@ -24,7 +24,7 @@ from .. import plan as P
 from .._config import RELU, SIGMOID, TANH
 
 ENABLED = _config.SPECIALIZE
-_VERSION = 8            # bump when the generated text changes meaning
+_VERSION = 9            # bump when the generated text changes meaning
 _loaded = {}            # generated modules by key and by digest of their text
 EVAL_MAX_MACS = 4096    # predict/evaluate a row at a time up to this many multiply-adds per row
 _PREDICT, _EVALUATE, _GRADS = 0, 1, 2       # what the generated ``rows`` does with each row
@@ -413,8 +413,9 @@ def eval_source(plan, loss_code, dtype_name):
     emit(1, "lf, threshold = net.lf, net.threshold")
     emit(1, "X, Yf, Yi = data.X, data.Yf, data.Yi")
     _emit_loss_settings(emit, loss_code, k)
-    emit(1, "half = ga.shape[0] // 2")
-    emit(1, "scale = T(1) if sum_red else T(1.0 / n)")
+    if backprop:
+        emit(1, "half = ga.shape[0] // 2")
+        emit(1, "scale = T(1) if sum_red else T(1.0 / n)")
     emit(1, "total = 0.0")
     emit(1, "correct = 0")
     emit(1, "for i in range(n):")
@@ -474,8 +475,7 @@ def _load(prefix, key, make_text):
 def small(plan):
     """Whether a row at a time beats the batch kernels' products: at most
     ``EVAL_MAX_MACS`` multiply-adds per row (the per-sample kernels' networks)."""
-    dense = plan[plan[:, P.KIND] == P.DENSE]
-    return int((dense[:, P.N_IN] * dense[:, P.N_OUT]).sum()) <= EVAL_MAX_MACS
+    return P.dense_macs(plan) <= EVAL_MAX_MACS
 
 
 def eval_kernels(plan, loss_code, dtype_name):
