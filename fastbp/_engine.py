@@ -86,6 +86,7 @@ class Engine:
         self._spaces = {}
         self._no_weights = np.zeros(0, dtype=self.dtype)
         self._rows = None           # see _rows_kernels
+        self._batch = None          # see _batch_module
 
     def workspace(self, batch):
         """Buffers for ``batch`` rows, allocated once per batch size and reused."""
@@ -109,13 +110,28 @@ class Engine:
             self._rows = tuple(rows) if rows else ()
         return self._rows
 
+    def _batch_module(self, opt_code=P.SGD, fold=True):
+        """The functions generated for this network's mini-batches (``ops.select_batch``),
+        or None. Eval-mode calls use the module the last training run used, whose
+        ``forward`` is compiled already; before any, the plain-SGD one."""
+        if self._batch is None or (opt_code, fold) != self._batch[0]:
+            module = self.ops.select_batch(self.workspace(1).plan, self.net.loss_code,
+                                           opt_code, self.dtype.name, fold)
+            self._batch = ((opt_code, fold), module)
+        return self._batch[1]
+
+    def _eval_module(self):
+        return self._batch_module(*self._batch[0]) if self._batch else self._batch_module()
+
     def _eval(self, batch):
         """(predict, evaluate, workspace) for eval-mode passes of ``batch`` rows: the
-        generated row-at-a-time pair on one row's buffers, or the batch functions."""
+        generated row-at-a-time pair on one row's buffers, else those generated for
+        the network's batches, else the generic batch functions."""
         rows = self._rows_kernels()
         if rows:
             return rows[0], rows[1], self.workspace(1)
-        return self.ops.predict, self.ops.evaluate, self.workspace(batch)
+        fns = self._eval_module() or self.ops
+        return fns.predict, fns.evaluate, self.workspace(batch)
 
     def predict(self, params, state, X, batch):
         """The network's eval-mode output (n, n_outputs), ``batch`` rows per pass."""
@@ -156,6 +172,12 @@ class Engine:
             loss = rows[2](w.net, params, self._data(X, Yf, Yi), w.bufs, grads)
             return float(loss), grads
         w = self.workspace(n)
+        module = self._eval_module()
+        if module is not None:
+            grads = np.zeros_like(params)
+            loss = module.loss_and_grads(w.net, params, state.copy(), self._data(X, Yf, Yi),
+                                         w.bufs, grads, training, dropout_step)
+            return float(loss), grads
         b = w.bufs
         out = self.forward(params, state.copy(), X, training, dropout_step)
         loss = self.ops.loss_and_grad(net.loss_code, net.lf, out, Yf, Yi,
@@ -168,13 +190,16 @@ class Engine:
         """The kernel that trains ``batch``-row steps with ``opt`` (a :class:`fastbp.plan.Optim`):
         per-sample or mini-batch.
 
-        plain: no sample weights, no L2 term and no Adam eps_hat (the
-        per-sample kernels have none of them; the mini-batch kernel has all)."""
-        if batch == 1 and plain:
-            fold = opt.code == P.SGD and opt.of[P.O_MOMENTUM] == 0.0 and opt.of[P.O_WD] == 0.0
+        plain: no sample weights, no L2 term and no Adam eps_hat (the kernels
+        generated for the network have none of them; the generic ones have all)."""
+        if not plain:
+            return self.ops.train_epochs
+        fold = bool(opt.code == P.SGD and opt.of[P.O_MOMENTUM] == 0.0 and opt.of[P.O_WD] == 0.0)
+        if batch == 1:
             return self.ops.select_online(self.workspace(1).plan, loss_code, opt.code,
-                                          self.dtype.name, bool(fold))
-        return self.ops.train_epochs
+                                          self.dtype.name, fold)
+        module = self._batch_module(opt.code, fold)
+        return self.ops.train_epochs if module is None else module.train_epochs
 
     def _data(self, X, Yf, Yi, sw=None):
         return P.Data(X, Yf, Yi, self._no_weights if sw is None else sw)

@@ -12,9 +12,12 @@ import numpy as np
 
 # label, MLP keyword arguments, fit keyword arguments. The per-sample network
 # is the CLI's default for the 2-D sets: its specialised kernels are per shape.
-# The mini-batch networks are just wide enough (over specialize.EVAL_MAX_MACS
-# multiply-adds per row) that predict, evaluate and loss_and_grads run the
-# batch kernels, which serve every shape, rather than kernels generated for theirs.
+# The BatchNorm network runs the generic batch kernels, which serve every shape
+# and every run the generated ones do not (BatchNorm, sample weights, L2); the
+# other mini-batch networks compile the functions generated for their shapes
+# (fastbp.kernels.specialize_batch). All are just wide enough (over
+# specialize.EVAL_MAX_MACS multiply-adds per row) that predict, evaluate and
+# loss_and_grads run in batches, not a row at a time.
 CONFIGS = (
     ("per-sample 2-4-4-1 sigmoid, mse, sgd",
      dict(sizes=[2, 4, 4, 1], activation="sigmoid", loss="mse", init="uniform"),

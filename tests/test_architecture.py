@@ -125,7 +125,8 @@ MIRROR_EXCEPTIONS = {
     ("rng.py", "stream_bits"): "vectorised; the kernels draw element by element (stream_base)",
     ("rng.py", "uniform53"): "vectorised; the kernels draw element by element (uniform53_at)",
 }
-KERNEL_ONLY_MODULES = {"specialize.py": "generates Numba source for one network shape"}
+KERNEL_ONLY_MODULES = {"specialize.py": "generates Numba source for one network shape",
+                       "specialize_batch.py": "the same, for its mini-batch functions"}
 
 
 def _public_functions(path):

@@ -170,7 +170,8 @@ def test_handler_restored_and_errors_propagate():
     def boom(*args):
         raise RuntimeError("kernel failed")
 
-    model._ops = types.SimpleNamespace(train_epochs=boom, train_epochs_online=boom)
+    model._ops = types.SimpleNamespace(train_epochs=boom, train_epochs_online=boom,
+                                       select_batch=lambda *args: None)
     with pytest.raises(RuntimeError, match="kernel failed"):
         model.fit(X, y, epochs=5, lr=0.1, batch_size=4)
     assert signal.getsignal(signal.SIGINT) is before

@@ -84,11 +84,17 @@ def test_warmup_parser_and_configs():
         assert word in labels
 
 
-def test_warmup_mini_batch_networks_use_the_shape_free_batch_kernels():
+def test_warmup_reaches_the_kernels_every_shape_shares():
     """predict/evaluate/loss_and_grads of a small network run kernels generated for its
-    shape; the warm-up's mini-batch networks must reach the batch kernels every shape shares."""
+    shape, as do the plain mini-batch networks' functions; the warm-up's mini-batch
+    networks run in batches, and its BatchNorm network reaches the generic batch
+    kernels, which serve every shape."""
+    generic = []
     for label, model_kw, fit_kw in _warmup.CONFIGS:
         kw = dict(model_kw)
         model = fb.MLP(kw.pop("sizes"), **kw)
         generated = model._engine._rows_kernels() != ()
         assert generated == (fit_kw["batch_size"] == 1), label
+        if fit_kw["batch_size"] > 1:
+            generic.append(model._engine._batch_module() is None)
+    assert any(generic) and not all(generic)

@@ -15,7 +15,7 @@ from .losses import bce_with_logits, mse_loss, softmax_cross_entropy
 from .losses import bce_with_logits_weighted, mse_loss_weighted, softmax_cross_entropy_weighted
 from .optim import adam_update, sgd_update
 from .rng import hash_uniform, splitmix64
-from .network import add_l2, loss_and_grad_weighted
+from .network import add_l2, loss_and_grad_weighted, select_batch
 from .network import (backward, count_correct, evaluate, forward, layer_output, loss_and_grad,
                       predict, train_epochs)
 from .online import select_eval, select_online, train_epochs_online

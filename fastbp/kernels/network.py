@@ -375,3 +375,14 @@ def train_epochs(net, t, opt, data, bufs, run):
             if right >= run.stop_correct:
                 return e + 1, STATUS_ACCURACY
     return lrs.shape[0], STATUS_DONE
+
+
+def select_batch(plan, loss_code, opt_code, dtype_name, fold):
+    """The mini-batch functions generated for this network (a module with ``train_epochs``,
+    ``predict``, ``evaluate`` and ``loss_and_grads``; :mod:`fastbp.kernels.specialize_batch`),
+    or None where they do not apply: then the generic functions here serve. fold: the optimizer is plain SGD
+    for every call of its ``train_epochs``; the run has no sample weights, no L2
+    term and no Adam eps_hat."""
+    from .specialize_batch import module
+
+    return module(plan, loss_code, opt_code, dtype_name, fold)

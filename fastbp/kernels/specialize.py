@@ -155,11 +155,9 @@ def _emit_loss_settings(emit, loss_code, k):
         emit(1, "coef = T(2.0 * f / D)")
 
 
-def _emit_settings(emit, loss_code, opt_code, k, fold):
-    """The loss's and the optimizer's settings, read once per call."""
-    _emit_loss_settings(emit, loss_code, k)
-    emit(1, "half = ga.shape[0] // 2")
-    if fold:                # plain SGD reads the learning rate only
+def _emit_opt_settings(emit, opt_code, fold):
+    """The optimizer's settings, read once per call (plain SGD reads the learning rate only)."""
+    if fold:
         return
     emit(1, f"wd = T(of[{P.O_WD}])")
     emit(1, f"use_wd = of[{P.O_WD}] != 0.0")
@@ -358,7 +356,9 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True):
     emit(0, "def train_epochs_online(net, t, opt, data, bufs, run):")
     _emit_unpack(emit)
     fold = fold and opt_code == P.SGD
-    _emit_settings(emit, loss_code, opt_code, k, fold)
+    _emit_loss_settings(emit, loss_code, k)
+    emit(1, "half = ga.shape[0] // 2")
+    _emit_opt_settings(emit, opt_code, fold)
     # the step counters live in locals during the call (stores into ``counters`` in the
     # sample loop would have to be ordered against every parameter access)
     emit(1, f"n_opt = counters[{P.C_OPT}]")
