@@ -110,14 +110,14 @@ class Engine:
             self._rows = tuple(rows) if rows else ()
         return self._rows
 
-    def _batch_module(self, opt_code=P.SGD, fold=True):
+    def _batch_module(self, opt_code=P.SGD, fold=True, weighted=False, l2=False):
         """The functions generated for this network's mini-batches (``ops.select_batch``),
         or None. Eval-mode calls use the module the last training run used, whose
         ``forward`` is compiled already; before any, the plain-SGD one."""
-        if self._batch is None or (opt_code, fold) != self._batch[0]:
-            module = self.ops.select_batch(self.workspace(1).plan, self.net.loss_code,
-                                           opt_code, self.dtype.name, fold)
-            self._batch = ((opt_code, fold), module)
+        case = (opt_code, fold, weighted, l2)
+        if self._batch is None or case != self._batch[0]:
+            self._batch = (case, self.ops.select_batch(self.workspace(1).plan, self.net.loss_code,
+                                                       opt_code, self.dtype.name, *case[1:]))
         return self._batch[1]
 
     def _eval_module(self):
@@ -186,19 +186,16 @@ class Engine:
         self.ops.backward(w.plan, net.pf, params, X, b.ws, b.ga, b.gb, grads, False, 0.0)
         return float(loss), grads
 
-    def trainer(self, batch, loss_code, opt, plain=True):
-        """The kernel that trains ``batch``-row steps with ``opt`` (a :class:`fastbp.plan.Optim`):
-        per-sample or mini-batch.
-
-        plain: no sample weights, no L2 term and no Adam eps_hat (the kernels
-        generated for the network have none of them; the generic ones have all)."""
-        if not plain:
-            return self.ops.train_epochs
+    def trainer(self, batch, loss_code, opt, weighted=False):
+        """The kernel that trains ``batch``-row steps with ``opt`` (a :class:`fastbp.plan.Optim`,
+        its L2 term included), with sample weights or not: the per-sample one generated
+        for the network (batch 1 without weights, L2 or Adam eps_hat, which it has
+        not), else the mini-batch one generated for it, else the generic one."""
         fold = bool(opt.code == P.SGD and opt.of[P.O_MOMENTUM] == 0.0 and opt.of[P.O_WD] == 0.0)
-        if batch == 1:
+        if batch == 1 and not weighted and opt.l2 == 0.0 and opt.of[P.O_EPS_HAT] == 0.0:
             return self.ops.select_online(self.workspace(1).plan, loss_code, opt.code,
                                           self.dtype.name, fold)
-        module = self._batch_module(opt.code, fold)
+        module = self._batch_module(opt.code, fold, weighted, opt.l2 != 0.0)
         return self.ops.train_epochs if module is None else module.train_epochs
 
     def _data(self, X, Yf, Yi, sw=None):
@@ -221,8 +218,7 @@ class Engine:
                     np.zeros(len(lrs), dtype=np.float64), np.zeros(len(lrs), dtype=np.int64))
         step = P.Optim(opt.code, np.array(opt.settings(), dtype=np.float64), float(l2))
         data = self._data(X, Yf, Yi, sw)
-        plain = data.sw.shape[0] == 0 and l2 == 0.0 and not getattr(opt, "eps_hat", False)
-        train = self.trainer(batch, self.net.loss_code, step, plain)
+        train = self.trainer(batch, self.net.loss_code, step, data.sw.shape[0] > 0)
         call = call or (lambda fn, *args: fn(*args))
         with self._limit(w):
             ran, status = call(train, w.net, t, step, data, w.bufs, run)

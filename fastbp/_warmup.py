@@ -10,22 +10,23 @@ import time
 
 import numpy as np
 
-# label, MLP keyword arguments, fit keyword arguments. The per-sample network
-# is the CLI's default for the 2-D sets: its specialised kernels are per shape.
-# The BatchNorm network runs the generic batch kernels, which serve every shape
-# and every run the generated ones do not (BatchNorm, sample weights, L2); the
-# other mini-batch networks compile the functions generated for their shapes
-# (fastbp.kernels.specialize_batch). All are just wide enough (over
+# label, MLP keyword arguments, fit keyword arguments. fastbp generates the
+# kernels of each network for its layer stack (fastbp.kernels.specialize and
+# specialize_batch), so a warm cache serves the networks warmed here: the CLI's
+# default ones (the 2-D sets' per-sample 2-4-4-1, the images' classifier on
+# digits) and small networks of every other kind. The kernels they share with
+# every network (BatchNorm's, the random streams', Numba's own) load from the
+# cache for any shape. The mini-batch networks are wide enough (over
 # specialize.EVAL_MAX_MACS multiply-adds per row) that predict, evaluate and
 # loss_and_grads run in batches, not a row at a time.
 CONFIGS = (
     ("per-sample 2-4-4-1 sigmoid, mse, sgd",
      dict(sizes=[2, 4, 4, 1], activation="sigmoid", loss="mse", init="uniform"),
      dict(batch_size=1, optimizer="sgd")),
-    ("mini-batch relu + batchnorm + dropout, cross-entropy, sgd momentum",
-     dict(sizes=[8, 64, 64, 4], activation="relu", output_activation="identity",
+    ("mini-batch 64-128-64-10 relu + batchnorm + dropout, cross-entropy, sgd momentum",
+     dict(sizes=[64, 128, 64, 10], activation="relu", output_activation="identity",
           loss="cross_entropy", batchnorm=True, dropout=0.1),
-     dict(batch_size=4, optimizer="sgd", momentum=0.9)),
+     dict(batch_size=32, optimizer="sgd", momentum=0.9)),
     ("mini-batch tanh, mse, adam",
      dict(sizes=[8, 64, 64, 4], activation="tanh", output_activation="identity", loss="mse"),
      dict(batch_size=4, optimizer="adam")),
@@ -36,7 +37,7 @@ CONFIGS = (
 DTYPES = ("float64", "float32")
 
 
-def _data(sizes, loss, dtype, n=8):
+def _data(sizes, loss, dtype, n=64):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, sizes[0])).astype(dtype)
     k = sizes[-1]

@@ -103,21 +103,36 @@ def test_one_module_serves_every_batch_size():
                                    "float64").train_epochs is not m._engine.ops.train_epochs
 
 
-@pytest.mark.parametrize("case", ["sample_weight", "l2", "eps_hat", "disabled"])
-def test_the_generic_engine_serves_what_is_not_generated(case, monkeypatch):
-    layers = [fb.Dense(6, 80), fb.ReLU(), fb.Dense(80, 3)]
-    if case == "disabled":
-        monkeypatch.setattr("fastbp.kernels.specialize.ENABLED", False)
-    m = fb.Sequential(layers, loss=fb.SoftmaxCrossEntropy(), seed=2)
-    X, y = _data(3)
+WEIGHTS = np.linspace(0.5, 2.0, 101)
+RUNS = {"sample_weight": dict(sample_weight=WEIGHTS),
+        "zero_weight_batches": dict(sample_weight=np.where(np.arange(101) < 40, 0.0, WEIGHTS),
+                                    shuffle=False),
+        "l2": dict(l2=1e-2),
+        "l2_weighted": dict(l2=1e-2, sample_weight=WEIGHTS, momentum=0.9),
+        "eps_hat": dict(optimizer=fb.Adam(eps_hat=True))}
+
+
+@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("stack", ["relu_ce", "tanh_dropout_bce", "act_rows_mse_sum"])
+def test_weights_l2_and_eps_hat_bit_for_bit(stack, run, monkeypatch):
+    m, fast = _run(stack, "sgd", **RUNS[run])
+    assert m._engine._batch[1] is not None
+    with monkeypatch.context() as mp:
+        _generic(mp)
+        _, slow = _run(stack, "sgd", **RUNS[run])
+    for name in fast:
+        np.testing.assert_array_equal(fast[name], slow[name], err_msg=name)
+
+
+def test_disabled_the_generic_engine_serves(monkeypatch):
+    monkeypatch.setattr("fastbp.kernels.specialize.ENABLED", False)
+    m = fb.Sequential([fb.Dense(6, 80), fb.ReLU(), fb.Dense(80, 3)],
+                      loss=fb.SoftmaxCrossEntropy(), seed=2)
     used = []
     real = k_network.train_epochs
-    monkeypatch.setattr(m._engine.ops, "train_epochs",
-                        lambda *a: used.append(1) or real(*a))
-    fit = {"sample_weight": dict(sample_weight=np.linspace(0.5, 2, len(y))),
-           "l2": dict(l2=1e-3), "eps_hat": dict(optimizer=fb.Adam(eps_hat=True))}.get(case, {})
-    m.fit(X, y, epochs=2, batch_size=16, **fit)
-    assert used
+    monkeypatch.setattr(m._engine.ops, "train_epochs", lambda *a: used.append(1) or real(*a))
+    m.fit(*_data(3), epochs=2, batch_size=16)
+    assert used and m._engine._batch[1] is None
 
 
 def test_generated_source_names_its_network():

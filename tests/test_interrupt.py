@@ -184,9 +184,13 @@ def test_cli_sigint_saves_the_model_and_exits_130(tmp_path):
     """``fastbp train --save`` under a real SIGINT: exit status 130 and a loadable model."""
     pytest.importorskip("fastbp.cli")
     out = tmp_path / "model.npz"
+    cmd = [sys.executable, "-m", "fastbp", "train", "--data", "digits", "--lr-decay", "1"]
+    # a first run compiles this network's kernels into the cache, so that the signal
+    # below lands in fit, not in the warm-up
+    subprocess.run(cmd + ["--epochs", "1"], capture_output=True, env=_child_env(),
+                   cwd=tmp_path, timeout=600, check=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastbp", "train", "--data", "digits", "--epochs", "100000",
-         "--lr-decay", "1", "--save", str(out)],
+        cmd + ["--epochs", "100000", "--save", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(),
         cwd=tmp_path)
     try:

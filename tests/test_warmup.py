@@ -84,17 +84,20 @@ def test_warmup_parser_and_configs():
         assert word in labels
 
 
-def test_warmup_reaches_the_kernels_every_shape_shares():
-    """predict/evaluate/loss_and_grads of a small network run kernels generated for its
-    shape, as do the plain mini-batch networks' functions; the warm-up's mini-batch
-    networks run in batches, and its BatchNorm network reaches the generic batch
-    kernels, which serve every shape."""
-    generic = []
+def test_warmup_networks_run_their_generated_kernels_in_batches():
+    """predict/evaluate/loss_and_grads of a small network run a row at a time; the
+    warm-up's mini-batch networks are wide enough to run in batches, through the
+    functions generated for them, and one of them is the CLI's image classifier."""
+    from fastbp import _cli_common as C
+
     for label, model_kw, fit_kw in _warmup.CONFIGS:
         kw = dict(model_kw)
         model = fb.MLP(kw.pop("sizes"), **kw)
-        generated = model._engine._rows_kernels() != ()
-        assert generated == (fit_kw["batch_size"] == 1), label
+        assert (model._engine._rows_kernels() != ()) == (fit_kw["batch_size"] == 1), label
         if fit_kw["batch_size"] > 1:
-            generic.append(model._engine._batch_module() is None)
-    assert any(generic) and not all(generic)
+            assert model._engine._batch_module() is not None, label
+    images = C.PRESETS["images"]
+    assert any(kw["sizes"][1:-1] == images["hidden"] and kw.get("batchnorm")
+               and kw.get("dropout") == images["dropout"] and fit["batch_size"] ==
+               images["batch_size"] and fit.get("momentum") == images["momentum"]
+               for _, kw, fit in _warmup.CONFIGS)

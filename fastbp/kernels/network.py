@@ -377,12 +377,12 @@ def train_epochs(net, t, opt, data, bufs, run):
     return lrs.shape[0], STATUS_DONE
 
 
-def select_batch(plan, loss_code, opt_code, dtype_name, fold):
+def select_batch(plan, loss_code, opt_code, dtype_name, fold, weighted=False, l2=False):
     """The mini-batch functions generated for this network (a module with ``train_epochs``,
     ``predict``, ``evaluate`` and ``loss_and_grads``; :mod:`fastbp.kernels.specialize_batch`),
-    or None where they do not apply: then the generic functions here serve. fold: the optimizer is plain SGD
-    for every call of its ``train_epochs``; the run has no sample weights, no L2
-    term and no Adam eps_hat."""
+    or None (``FASTBP_SPECIALIZE=0``): then the generic functions here serve. fold: the
+    optimizer is plain SGD, weighted: the runs have sample weights, l2: an L2 term,
+    for every call of its ``train_epochs``."""
     from .specialize_batch import module
 
-    return module(plan, loss_code, opt_code, dtype_name, fold)
+    return module(plan, loss_code, opt_code, dtype_name, fold, weighted, l2)

@@ -159,14 +159,11 @@ def _emit_opt_settings(emit, opt_code, fold):
     """The optimizer's settings, read once per call (plain SGD reads the learning rate only)."""
     if fold:
         return
-    emit(1, f"wd = T(of[{P.O_WD}])")
-    emit(1, f"use_wd = of[{P.O_WD}] != 0.0")
+    emit(1, f"wd, use_wd = T(of[{P.O_WD}]), of[{P.O_WD}] != 0.0")
     if opt_code == P.ADAM:
-        emit(1, f"b1 = T(of[{P.O_BETA1}])")
-        emit(1, f"b2 = T(of[{P.O_BETA2}])")
-        emit(1, f"c1 = T(1.0 - of[{P.O_BETA1}])")
-        emit(1, f"c2 = T(1.0 - of[{P.O_BETA2}])")
-        emit(1, f"eps = T(of[{P.O_EPS}])")
+        emit(1, f"b1, b2 = T(of[{P.O_BETA1}]), T(of[{P.O_BETA2}])")
+        emit(1, f"c1, c2 = T(1.0 - of[{P.O_BETA1}]), T(1.0 - of[{P.O_BETA2}])")
+        emit(1, f"eps, eps_hat = T(of[{P.O_EPS}]), of[{P.O_EPS_HAT}] != 0.0")
     else:
         emit(1, f"mom = T(of[{P.O_MOMENTUM}])")
         emit(1, f"use_mom = of[{P.O_MOMENTUM}] != 0.0")
@@ -271,6 +268,8 @@ def _emit_apply_update(emit, opt_code, fold):
         emit(3, "step = n_opt")
         emit(3, f"step_size = T(lrs[e] / (1.0 - math.pow(of[{P.O_BETA1}], float(step))))")
         emit(3, f"sq2 = T(math.sqrt(1.0 - math.pow(of[{P.O_BETA2}], float(step))))")
+        emit(3, f"epsf = T(of[{P.O_EPS}] / math.sqrt(1.0 - math.pow(of[{P.O_BETA2}], "
+                "float(step)))) if eps_hat else eps")      # eps_hat: eps before the correction
         emit(3, "for j in range(params.shape[0]):")
         emit(4, "gj = grads[j]")
         emit(4, "if use_wd:")
@@ -279,7 +278,7 @@ def _emit_apply_update(emit, opt_code, fold):
         emit(4, "vj = b2 * opt_b[j] + (c2 * gj) * gj")
         emit(4, "opt_a[j] = mj")
         emit(4, "opt_b[j] = vj")
-        emit(4, "params[j] -= step_size * mj / (np.sqrt(vj) / sq2 + eps)")
+        emit(4, "params[j] -= step_size * mj / (np.sqrt(vj) / sq2 + epsf)")
     elif not fold:          # (plain SGD stepped inside the backward pass)
         emit(3, "for j in range(params.shape[0]):")
         emit(4, "gj = grads[j]")

@@ -15,9 +15,8 @@ The emitted steps are the generic kernels' steps, term for term and in the same
 order, so both give the same bits (the tests check it); the sizes are constants
 but the workspace offsets are read from the plan, so one module serves every
 batch size. BatchNorm rows call the batch kernels' own BatchNorm functions.
-It covers every layer stack, every loss without sample weights and every
-optimizer without an L2 term or Adam's eps_hat; other runs use the generic
-engine.
+It covers every layer stack, loss and optimizer, with or without sample weights
+and an L2 term (a module for each case, so none carries another's code).
 """
 from .. import plan as P
 from .._config import IDENTITY, SMALL_GEMM
@@ -122,9 +121,13 @@ def _emit_forward(emit, plan):
     emit(0, "")
 
 
-def _emit_loss(emit, ind, loss_code, k):
+def _emit_loss(emit, ind, loss_code, k, weighted=False):
     """:func:`fastbp.kernels.network.loss_and_grad` of the b rows of ``z`` (the last
-    row's output) against targets ``yf`` / ``yi`` from row y0: ``loss``, gradient in ``g``."""
+    row's output) against targets ``yf`` / ``yi`` from row y0: ``loss``, gradient in ``g``;
+    weighted: ``loss_and_grad_weighted`` with the weights ``swb`` (their sum ``bw``)."""
+    if weighted:
+        _emit_loss_weighted(emit, ind, loss_code, k)
+        return
     emit(ind, "lacc = 0.0  # float64")
     if loss_code == P.MSE:
         emit(ind, f"Dm = 1 if sum_red else b * {k}")
@@ -148,17 +151,7 @@ def _emit_loss(emit, ind, loss_code, k):
     else:       # softmax cross-entropy: _softmax_row, then the gradient
         emit(ind, "nf = T(b)")
         emit(ind, "for i in range(b):")
-        emit(ind + 1, "m = z[i, 0]")
-        emit(ind + 1, f"for c in range(1, {k}):")
-        emit(ind + 2, "if z[i, c] > m:")
-        emit(ind + 3, "m = z[i, c]")
-        emit(ind + 1, "s = T(0)")
-        emit(ind + 1, f"for c in range({k}):")
-        emit(ind + 2, "ex = np.exp(z[i, c] - m)")
-        emit(ind + 2, "pr[i, c] = ex")
-        emit(ind + 2, "s += ex")
-        emit(ind + 1, f"for c in range({k}):")
-        emit(ind + 2, "pr[i, c] = pr[i, c] / s")
+        _emit_softmax_row(emit, ind + 1, k)
         emit(ind + 1, "lab = yi[y0 + i]")
         emit(ind + 1, "lacc += (m + np.log(s)) - z[i, lab]")
         emit(ind + 1, f"for c in range({k}):")
@@ -167,6 +160,64 @@ def _emit_loss(emit, ind, loss_code, k):
         emit(ind + 3, "gv = gv - T(1)")
         emit(ind + 2, "g[i, c] = gv / nf")
         emit(ind, "loss = lacc / b")
+
+
+def _emit_loss_weighted(emit, ind, loss_code, k):
+    """The weighted losses of :mod:`fastbp.kernels.losses`, term for term (a batch
+    without weight has no loss and no gradient)."""
+    mse = loss_code == P.MSE
+    emit(ind, f"Dw = {'(1.0 if sum_red else %d * bw)' % k if mse else '%d * bw' % k}"
+              if loss_code != P.SOFTMAX_CE else "Dw = bw")
+    emit(ind, "if Dw == 0.0:")
+    emit(ind + 1, "for i in range(b):")
+    emit(ind + 2, f"for c in range({k}):")
+    emit(ind + 3, "g[i, c] = T(0)")
+    emit(ind + 1, "loss = 0.0")
+    emit(ind, "else:")
+    ind += 1
+    emit(ind, "lacc = 0.0  # float64")
+    emit(ind, "for i in range(b):")
+    if loss_code == P.SOFTMAX_CE:
+        _emit_softmax_row(emit, ind + 1, k)
+        emit(ind + 1, "lab = yi[y0 + i]")
+        emit(ind + 1, "lacc += swb[i] * ((m + np.log(s)) - z[i, lab])")
+        emit(ind + 1, "coef = T(swb[i] / Dw)")
+        emit(ind + 1, f"for c in range({k}):")
+        emit(ind + 2, "gv = pr[i, c]")
+        emit(ind + 2, "if c == lab:")
+        emit(ind + 3, "gv = gv - T(1)")
+        emit(ind + 2, "g[i, c] = gv * coef")
+        emit(ind, "loss = lacc / Dw")
+        return
+    emit(ind + 1, "racc = 0.0")
+    emit(ind + 1, "coef = T((2.0 * f / Dw) * swb[i])" if mse else "coef = T(swb[i] / Dw)")
+    emit(ind + 1, f"for c in range({k}):")
+    if mse:
+        emit(ind + 2, "dv = z[i, c] - yf[y0 + i, c]")
+        emit(ind + 2, "g[i, c] = coef * dv")
+        emit(ind + 2, "racc += dv * dv")
+    else:
+        emit(ind + 2, "tv = yf[y0 + i, c]")
+        emit(ind + 2, "term, sig = _bce_one(z[i, c], tv, T(1), T(0))")
+        emit(ind + 2, "racc += term")
+        emit(ind + 2, "g[i, c] = coef * (sig - tv)")
+    emit(ind + 1, "lacc += swb[i] * racc")
+    emit(ind, f"loss = {'f * ' if mse else ''}lacc / Dw")
+
+
+def _emit_softmax_row(emit, ind, k):
+    """``_softmax_row`` of row i: max ``m``, sum ``s``, probabilities in ``pr``."""
+    emit(ind, "m = z[i, 0]")
+    emit(ind, f"for c in range(1, {k}):")
+    emit(ind + 1, "if z[i, c] > m:")
+    emit(ind + 2, "m = z[i, c]")
+    emit(ind, "s = T(0)")
+    emit(ind, f"for c in range({k}):")
+    emit(ind + 1, "ex = np.exp(z[i, c] - m)")
+    emit(ind + 1, "pr[i, c] = ex")
+    emit(ind + 1, "s += ex")
+    emit(ind, f"for c in range({k}):")
+    emit(ind + 1, "pr[i, c] = pr[i, c] / s")
 
 
 def _emit_count(emit, ind, loss_code, k, into, yf="yf", yi="yi", y0="y0"):
@@ -290,6 +341,22 @@ def _emit_backward(emit, ind, plan, fold):
             emit(ind + 3, "d[i, c] = d[i, c] * mask[i, c]")
 
 
+def _emit_l2(emit, ind, plan):
+    """:func:`fastbp.kernels.network.add_l2` (Dense weights, in row order), scaled by the
+    batch's weight, as ``train_epochs`` adds it."""
+    emit(ind, "if l2 != 0.0 and bw > 0.0:")
+    emit(ind + 1, "cl2 = T(l2 / bw)")
+    emit(ind + 1, "tl2 = 0.0")
+    for r in range(plan.shape[0]):
+        if int(plan[r, P.KIND]) == P.DENSE:
+            lo = int(plan[r, P.P_A])
+            emit(ind + 1, f"for j in range({lo}, {lo + int(plan[r, P.N_IN] * plan[r, P.N_OUT])}):")
+            emit(ind + 2, "w = params[j]")
+            emit(ind + 2, "grads[j] += cl2 * w")
+            emit(ind + 2, "tl2 += w * w")
+    emit(ind + 1, "loss += 0.5 * l2 / bw * tl2")
+
+
 def _emit_unpack(emit, loss_code):
     emit(1, "plan, pf, lf, threshold = net.plan, net.pf, net.lf, net.threshold")
     emit(1, "R1 = plan.shape[0] - 1")
@@ -298,8 +365,9 @@ def _emit_unpack(emit, loss_code):
         emit(1, f"f = 0.5 if lf[{P.L_HALF}] != 0.0 else 1.0")
 
 
-def _emit_train(emit, plan, loss_code, opt_code, k, fold):
-    """:func:`fastbp.kernels.network.train_epochs`, step for step."""
+def _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
+    """:func:`fastbp.kernels.network.train_epochs`, step for step; weighted: with sample
+    weights; l2: with the L2 term (``opt.l2``)."""
     emit(0, "@njit")
     emit(0, "def train_epochs(net, t, opt, data, bufs, run):")
     _emit_unpack(emit, loss_code)
@@ -309,6 +377,7 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold):
     emit(1, "xb, yf, yi = bufs.xb, bufs.yfb, bufs.yib")
     emit(1, "order, lrs, stop_flag = run.order, run.lrs, run.stop_flag")
     emit(1, "n, B, d_in, y0 = X.shape[0], xb.shape[0], X.shape[1], 0")
+    emit(1, "sw, swb, l2 = data.sw, bufs.swb, opt.l2")
     S._emit_opt_settings(emit, opt_code, fold)
     emit(1, f"n_opt = counters[{P.C_OPT}]")
     emit(1, f"n_drop = counters[{P.C_DROPOUT}]")
@@ -321,8 +390,12 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold):
     emit(2, "for start in range(0, n, B):")
     emit(3, "stop = min(start + B, n)")
     emit(3, "b = stop - start")
+    emit(3, "bw = 0.0" if weighted else "bw = float(b)")
     emit(3, "for i in range(b):")
     emit(4, "src = order[row, start + i]")
+    if weighted:
+        emit(4, "swb[i] = sw[src]")
+        emit(4, "bw += swb[i]")
     emit(4, "for j in range(d_in):")
     emit(5, "xb[i, j] = X[src, j]")
     if loss_code == P.SOFTMAX_CE:
@@ -332,13 +405,15 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold):
         emit(5, "yf[i, j] = Yf[src, j]")
     emit(3, "forward(plan, pf, params, state, xb, ZERO, ws, b, YES, n_drop)")
     _emit_outputs(emit, 3, k)
-    _emit_loss(emit, 3, loss_code, k)
+    _emit_loss(emit, 3, loss_code, k, weighted)
     emit(3, "if not math.isfinite(loss):")
     emit(4, "losses_corrects(run, e, loss, correct)")
     S._emit_return(emit, 4, f"e, {P.STATUS_DIVERGED}")
     _emit_count(emit, 3, loss_code, k, "correct")
     emit(3, "h0 = xb[:b]")
     _emit_backward(emit, 3, plan, fold)
+    if l2:
+        _emit_l2(emit, 3, plan)
     S._emit_apply_update(emit, opt_code, fold)
     emit(3, "total += loss if sum_red else loss * b")
     emit(3, "n_drop += 1")
@@ -420,29 +495,35 @@ def _emit_eval(emit, plan, loss_code, k):
             "grads[:0].reshape(0, 0), grads, np.bool_(training), np.int64(dropout_step))[0]")
 
 
-def source(plan, loss_code, opt_code, dtype_name, fold=True):
+def source(plan, loss_code, opt_code, dtype_name, fold=True, weighted=False, l2=False):
     """The Python source of this network's mini-batch ``train_epochs`` (for ``opt_code``;
-    fold: plain SGD, each weight stepped in the backward pass), ``predict``,
-    ``evaluate`` and ``loss_and_grads``, and their ``forward``."""
+    fold: plain SGD, each weight stepped in the backward pass; weighted: sample
+    weights; l2: an L2 term), ``predict``, ``evaluate`` and ``loss_and_grads``, and
+    their ``forward``."""
     emit = S._Src()
     k = int(plan[plan.shape[0] - 1, P.N_OUT])
     _emit_header(emit, dtype_name)
     _emit_forward(emit, plan)
     emit(0, "")
-    _emit_train(emit, plan, loss_code, opt_code, k, fold and opt_code == P.SGD)
+    _emit_train(emit, plan, loss_code, opt_code, k, fold and opt_code == P.SGD and not l2,
+                weighted, l2)
     emit(0, "")
     _emit_eval(emit, plan, loss_code, k)
     return "\n".join(emit.lines) + "\n"
 
 
-def module(plan, loss_code, opt_code, dtype_name, fold=True):
+def module(plan, loss_code, opt_code, dtype_name, fold=True, weighted=False, l2=False):
     """The generated module for this network (plan laid out for any batch size), or
-    None where it does not apply (see the module's docstring)."""
+    None (``FASTBP_SPECIALIZE=0``). fold: the optimizer is plain SGD; weighted: the
+    runs have sample weights; l2: an L2 term. Each must hold for every call of its
+    ``train_epochs``; the other functions serve any run."""
     if not S.ENABLED:
         return None
-    fold = bool(fold) and opt_code == P.SGD
+    weighted, l2 = bool(weighted), bool(l2)
+    fold = bool(fold) and opt_code == P.SGD and not l2
     one = plan.copy()
     P.layout(one, 1)        # the offsets that do not depend on the batch size
-    key = ("batch", one.tobytes(), one.shape, loss_code, opt_code, dtype_name, fold)
+    key = ("batch", one.tobytes(), one.shape, loss_code, opt_code, dtype_name, fold, weighted,
+           l2)
     return S._load("fastbp_batch", key,
-                   lambda: source(one, loss_code, opt_code, dtype_name, fold))
+                   lambda: source(one, loss_code, opt_code, dtype_name, fold, weighted, l2))

@@ -373,7 +373,7 @@ def train_epochs(net, t, opt, data, bufs, run):
     return lrs.shape[0], STATUS_DONE
 
 
-def select_batch(plan, loss_code, opt_code, dtype_name, fold):
+def select_batch(plan, loss_code, opt_code, dtype_name, fold, weighted=False, l2=False):
     """None: the reference trains, predicts and evaluates every network with the
     functions above (the kernels' backend may generate ones for the network)."""
     return None
