@@ -126,7 +126,8 @@ MIRROR_EXCEPTIONS = {
     ("rng.py", "uniform53"): "vectorised; the kernels draw element by element (uniform53_at)",
 }
 KERNEL_ONLY_MODULES = {"specialize.py": "generates Numba source for one network shape",
-                       "specialize_batch.py": "the same, for its mini-batch functions"}
+                       "specialize_batch.py": "the same, for its mini-batch functions",
+                       "specialize_loss.py": "their loss, count and L2 term"}
 
 
 def _public_functions(path):

@@ -22,6 +22,7 @@ from .. import plan as P
 from .._config import IDENTITY, SMALL_GEMM
 from . import specialize as S
 from .specialize import _EVALUATE, _GRADS, _PREDICT
+from .specialize_loss import emit_count, emit_l2, emit_loss
 
 
 def _rows(r):
@@ -119,128 +120,6 @@ def _emit_forward(emit, plan):
             emit(3, f"for c in range({n_out}):")
             emit(4, f"{out}[i, c] = {inp}[i, c]")
     emit(0, "")
-
-
-def _emit_loss(emit, ind, loss_code, k, weighted=False):
-    """:func:`fastbp.kernels.network.loss_and_grad` of the b rows of ``z`` (the last
-    row's output) against targets ``yf`` / ``yi`` from row y0: ``loss``, gradient in ``g``;
-    weighted: ``loss_and_grad_weighted`` with the weights ``swb`` (their sum ``bw``)."""
-    if weighted:
-        _emit_loss_weighted(emit, ind, loss_code, k)
-        return
-    emit(ind, "lacc = 0.0  # float64")
-    if loss_code == P.MSE:
-        emit(ind, f"Dm = 1 if sum_red else b * {k}")
-        emit(ind, "coef = T(2.0 * f / Dm)")
-        emit(ind, "for i in range(b):")
-        emit(ind + 1, f"for c in range({k}):")
-        emit(ind + 2, "dv = z[i, c] - yf[y0 + i, c]")
-        emit(ind + 2, "g[i, c] = coef * dv")
-        emit(ind + 2, "lacc += dv * dv")
-        emit(ind, "loss = f * lacc / Dm")
-    elif loss_code == P.BCE:
-        emit(ind, f"Nb = b * {k}")
-        emit(ind, "Nf = T(Nb)")
-        emit(ind, "for i in range(b):")
-        emit(ind + 1, f"for c in range({k}):")
-        emit(ind + 2, "tv = yf[y0 + i, c]")
-        emit(ind + 2, "term, sig = _bce_one(z[i, c], tv, T(1), T(0))")
-        emit(ind + 2, "lacc += term")
-        emit(ind + 2, "g[i, c] = (sig - tv) / Nf")
-        emit(ind, "loss = lacc / Nb")
-    else:       # softmax cross-entropy: _softmax_row, then the gradient
-        emit(ind, "nf = T(b)")
-        emit(ind, "for i in range(b):")
-        _emit_softmax_row(emit, ind + 1, k)
-        emit(ind + 1, "lab = yi[y0 + i]")
-        emit(ind + 1, "lacc += (m + np.log(s)) - z[i, lab]")
-        emit(ind + 1, f"for c in range({k}):")
-        emit(ind + 2, "gv = pr[i, c]")
-        emit(ind + 2, "if c == lab:")
-        emit(ind + 3, "gv = gv - T(1)")
-        emit(ind + 2, "g[i, c] = gv / nf")
-        emit(ind, "loss = lacc / b")
-
-
-def _emit_loss_weighted(emit, ind, loss_code, k):
-    """The weighted losses of :mod:`fastbp.kernels.losses`, term for term (a batch
-    without weight has no loss and no gradient)."""
-    mse = loss_code == P.MSE
-    emit(ind, f"Dw = {'(1.0 if sum_red else %d * bw)' % k if mse else '%d * bw' % k}"
-              if loss_code != P.SOFTMAX_CE else "Dw = bw")
-    emit(ind, "if Dw == 0.0:")
-    emit(ind + 1, "for i in range(b):")
-    emit(ind + 2, f"for c in range({k}):")
-    emit(ind + 3, "g[i, c] = T(0)")
-    emit(ind + 1, "loss = 0.0")
-    emit(ind, "else:")
-    ind += 1
-    emit(ind, "lacc = 0.0  # float64")
-    emit(ind, "for i in range(b):")
-    if loss_code == P.SOFTMAX_CE:
-        _emit_softmax_row(emit, ind + 1, k)
-        emit(ind + 1, "lab = yi[y0 + i]")
-        emit(ind + 1, "lacc += swb[i] * ((m + np.log(s)) - z[i, lab])")
-        emit(ind + 1, "coef = T(swb[i] / Dw)")
-        emit(ind + 1, f"for c in range({k}):")
-        emit(ind + 2, "gv = pr[i, c]")
-        emit(ind + 2, "if c == lab:")
-        emit(ind + 3, "gv = gv - T(1)")
-        emit(ind + 2, "g[i, c] = gv * coef")
-        emit(ind, "loss = lacc / Dw")
-        return
-    emit(ind + 1, "racc = 0.0")
-    emit(ind + 1, "coef = T((2.0 * f / Dw) * swb[i])" if mse else "coef = T(swb[i] / Dw)")
-    emit(ind + 1, f"for c in range({k}):")
-    if mse:
-        emit(ind + 2, "dv = z[i, c] - yf[y0 + i, c]")
-        emit(ind + 2, "g[i, c] = coef * dv")
-        emit(ind + 2, "racc += dv * dv")
-    else:
-        emit(ind + 2, "tv = yf[y0 + i, c]")
-        emit(ind + 2, "term, sig = _bce_one(z[i, c], tv, T(1), T(0))")
-        emit(ind + 2, "racc += term")
-        emit(ind + 2, "g[i, c] = coef * (sig - tv)")
-    emit(ind + 1, "lacc += swb[i] * racc")
-    emit(ind, f"loss = {'f * ' if mse else ''}lacc / Dw")
-
-
-def _emit_softmax_row(emit, ind, k):
-    """``_softmax_row`` of row i: max ``m``, sum ``s``, probabilities in ``pr``."""
-    emit(ind, "m = z[i, 0]")
-    emit(ind, f"for c in range(1, {k}):")
-    emit(ind + 1, "if z[i, c] > m:")
-    emit(ind + 2, "m = z[i, c]")
-    emit(ind, "s = T(0)")
-    emit(ind, f"for c in range({k}):")
-    emit(ind + 1, "ex = np.exp(z[i, c] - m)")
-    emit(ind + 1, "pr[i, c] = ex")
-    emit(ind + 1, "s += ex")
-    emit(ind, f"for c in range({k}):")
-    emit(ind + 1, "pr[i, c] = pr[i, c] / s")
-
-
-def _emit_count(emit, ind, loss_code, k, into, yf="yf", yi="yi", y0="y0"):
-    """:func:`fastbp.kernels.network.count_correct` of the b rows of ``z`` against targets
-    ``yf`` / ``yi`` from row ``y0``, added to ``into``."""
-    emit(ind, "for i in range(b):")
-    if k == 1:
-        emit(ind + 1, f"if (z[i, 0] > threshold) == ({yf}[{y0} + i, 0] > 0.5):")
-        emit(ind + 2, f"{into} += 1")
-        return
-    emit(ind + 1, "best = 0")
-    emit(ind + 1, f"for c in range(1, {k}):")
-    emit(ind + 2, "if z[i, c] > z[i, best]:")
-    emit(ind + 3, "best = c")
-    if loss_code == P.SOFTMAX_CE:
-        emit(ind + 1, f"label = {yi}[{y0} + i]")
-    else:
-        emit(ind + 1, "label = 0")
-        emit(ind + 1, f"for c in range(1, {k}):")
-        emit(ind + 2, f"if {yf}[{y0} + i, c] > {yf}[{y0} + i, label]:")
-        emit(ind + 3, "label = c")
-    emit(ind + 1, "if best == label:")
-    emit(ind + 2, f"{into} += 1")
 
 
 def _emit_outputs(emit, ind, k):
@@ -341,22 +220,6 @@ def _emit_backward(emit, ind, plan, fold):
             emit(ind + 3, "d[i, c] = d[i, c] * mask[i, c]")
 
 
-def _emit_l2(emit, ind, plan):
-    """:func:`fastbp.kernels.network.add_l2` (Dense weights, in row order), scaled by the
-    batch's weight, as ``train_epochs`` adds it."""
-    emit(ind, "if l2 != 0.0 and bw > 0.0:")
-    emit(ind + 1, "cl2 = T(l2 / bw)")
-    emit(ind + 1, "tl2 = 0.0")
-    for r in range(plan.shape[0]):
-        if int(plan[r, P.KIND]) == P.DENSE:
-            lo = int(plan[r, P.P_A])
-            emit(ind + 1, f"for j in range({lo}, {lo + int(plan[r, P.N_IN] * plan[r, P.N_OUT])}):")
-            emit(ind + 2, "w = params[j]")
-            emit(ind + 2, "grads[j] += cl2 * w")
-            emit(ind + 2, "tl2 += w * w")
-    emit(ind + 1, "loss += 0.5 * l2 / bw * tl2")
-
-
 def _emit_unpack(emit, loss_code):
     emit(1, "plan, pf, lf, threshold = net.plan, net.pf, net.lf, net.threshold")
     emit(1, "R1 = plan.shape[0] - 1")
@@ -405,15 +268,15 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
         emit(5, "yf[i, j] = Yf[src, j]")
     emit(3, "forward(plan, pf, params, state, xb, ZERO, ws, b, YES, n_drop)")
     _emit_outputs(emit, 3, k)
-    _emit_loss(emit, 3, loss_code, k, weighted)
+    emit_loss(emit, 3, loss_code, k, weighted)
     emit(3, "if not math.isfinite(loss):")
     emit(4, "losses_corrects(run, e, loss, correct)")
     S._emit_return(emit, 4, f"e, {P.STATUS_DIVERGED}")
-    _emit_count(emit, 3, loss_code, k, "correct")
+    emit_count(emit, 3, loss_code, k, "correct")
     emit(3, "h0 = xb[:b]")
     _emit_backward(emit, 3, plan, fold)
     if l2:
-        _emit_l2(emit, 3, plan)
+        emit_l2(emit, 3, plan)
     S._emit_apply_update(emit, opt_code, fold)
     emit(3, "total += loss if sum_red else loss * b")
     emit(3, "n_drop += 1")
@@ -427,7 +290,7 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
     emit(4, "b = min(s0 + B, n) - s0")
     emit(4, "forward(plan, pf, params, state, X, s0, ws, b, NO, ZERO)")
     emit(4, f"z = _view2d(ws, plan[R1, {P.OUT}], b, {k})")
-    _emit_count(emit, 4, loss_code, k, "right", "Yf", "Yi", "s0")
+    emit_count(emit, 4, loss_code, k, "right", "Yf", "Yi", "s0")
     emit(3, "if right >= run.stop_correct:")
     S._emit_return(emit, 4, f"e + 1, {P.STATUS_ACCURACY}")
     S._emit_return(emit, 1, f"lrs.shape[0], {P.STATUS_DONE}")
@@ -464,10 +327,10 @@ def _emit_eval(emit, plan, loss_code, k):
     emit(5, "out[y0 + i, c] = _sigmoid(z[i, c], T(1)) if net.out_sigmoid else z[i, c]")
     emit(3, "continue")
     _emit_outputs(emit, 2, k)
-    _emit_loss(emit, 2, loss_code, k)
+    emit_loss(emit, 2, loss_code, k)
     emit(2, "total += loss if sum_red else loss * b")
     emit(2, f"if mode == {_EVALUATE}:")
-    _emit_count(emit, 3, loss_code, k, "correct")
+    emit_count(emit, 3, loss_code, k, "correct")
     emit(2, f"else:                # {_GRADS}: one batch")
     emit(3, "h0 = X")
     _emit_backward(emit, 3, plan, False)
