@@ -8,8 +8,8 @@ Read once, when fastbp is imported:
 FASTBP_NUMBA_CACHE=0    compile kernels without Numba's on-disk cache (default: on).
 FASTBP_FASTMATH=1       let Numba reorder floating-point arithmetic (default: off;
                         off keeps the kernels within 1e-12 of the NumPy reference).
-FASTBP_SPECIALIZE=0     train per-sample (batch_size=1) with the generic kernel
-                        instead of one generated for the network's shape (default: on).
+FASTBP_SPECIALIZE=0     train, predict and evaluate with the generic kernels instead
+                        of ones generated for the network's layer stack (default: on).
 
 Read at every use, so a running program may change them:
 

@@ -47,8 +47,8 @@ MODEL_KEYS = ("sizes", "activation", "output_activation", "loss", "reduction", "
 FIT_KEYS = ("epochs", "lr", "batch_size", "shuffle", "optimizer", "momentum", "nesterov",
             "weight_decay", "betas", "eps", "stop_at_accuracy", "patience", "min_delta")
 # Values that change no compiled code: runs differing only in these share a warm-up.
-_VALUE_ONLY = ("seed", "lr", "epochs", "momentum", "weight_decay", "eps", "betas", "lr_decay",
-               "init", "shuffle", "patience", "min_delta", "stop_at_accuracy")
+_VALUE_ONLY = ("seed", "lr", "epochs", "eps", "betas", "lr_decay", "init", "shuffle",
+               "patience", "min_delta", "stop_at_accuracy")
 
 # The seed experiments' defaults (the 2-4-1 sigmoid network of seed 000, full batch,
 # 1,000 epochs, weights uniform in [0, 1)) for the 2-D sets and for arrays; the
@@ -380,7 +380,11 @@ def run_task(source, task):
 # --------------------------------------------------------------------------- warm-up
 def warm_key(config):
     c = {k: v for k, v in config.items() if k not in _VALUE_ONLY}
-    c["dropout"] = config["dropout"] > 0
+    # zero or not picks the kernel (a Dropout row; plain SGD's steps folded into the
+    # products); the value is data
+    for k in ("dropout", "momentum", "weight_decay"):
+        if k in c:
+            c[k] = c[k] > 0
     return json.dumps(c, sort_keys=True)
 
 

@@ -427,3 +427,21 @@ def test_cold_cache_compiles_once_before_the_workers_start(tmp_path):
     assert res["workers"] == 0 and res["runs"] == [0, 0], res   # the workers loaded it
     assert res["ok"] == ["ok", "ok"]
     assert any((tmp_path / "fastbp").rglob("*.nbi"))     # fastbp's own folder takes the cache
+
+
+def test_warm_key_separates_what_picks_a_kernel():
+    """The warm-up trains one run per kernel the runs need: momentum and weight decay
+    zero or not pick different kernels (plain SGD steps inside the products), their
+    values do not."""
+    from fastbp._sweep_run import warm_key
+
+    base = dict(seed=0, lr=0.1, epochs=5, dropout=0.0, momentum=0.0, weight_decay=0.0,
+                batch_size=16)
+
+    def key(**kw):
+        return warm_key(dict(base, **kw))
+
+    assert key() == key(lr=0.5, seed=3, epochs=9)
+    assert key(momentum=0.5) == key(momentum=0.9) != key()
+    assert key(weight_decay=1e-3) == key(weight_decay=1e-2) != key()
+    assert key(dropout=0.1) == key(dropout=0.3) != key()
