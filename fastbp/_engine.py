@@ -157,6 +157,12 @@ class Engine:
 
     def output(self, params, state, X, training, dropout_step):
         """The network's output in either mode (the final sigmoid applied), changing nothing."""
+        module = self._eval_module()
+        if module is not None:
+            w = self.workspace(X.shape[0])
+            out = np.empty((X.shape[0], self.net.n_outputs), dtype=self.dtype)
+            module.output(w.net, params, state.copy(), X, w.bufs.ws, out, training, dropout_step)
+            return out
         out = self.forward(params, state.copy(), X, training, dropout_step).copy()
         if self.net.out_sigmoid:
             self.ops.act_forward(out.copy(), SIGMOID, out)

@@ -49,7 +49,7 @@ def _run(stack, opt, dtype="float64", backend="numba", batch=16, **fit):
     loss_, grads = m.loss_and_grads(X, y)                  # training mode
     loss_e, grads_e = m.loss_and_grads(X, y, training=False)
     ev = m.evaluate(X, y, batch_size=24)
-    return m, dict(params=m.params.copy(), counters=m._counters.copy(),
+    return m, dict(forward_train=m.forward(X, training=True), forward_eval=m.forward(X),params=m.params.copy(), counters=m._counters.copy(),
                    state=m.state.copy(), lg_eval_loss=np.array(loss_e),
                    grads_eval=np.concatenate([g.ravel() for g in grads_e]),
                    predict=m.predict(X, batch_size=24), loss=np.array(h.loss),

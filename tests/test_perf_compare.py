@@ -85,8 +85,14 @@ SLOWDOWNS = {
     "per-sample": _SLOW + ("_select_online = select_online\n"
                            "def select_online(*args, **kwargs):\n"
                            "    return _slowed(_select_online(*args, **kwargs))\n"),
-    # mini-batch: the whole-run kernel
-    "mini-batch": _SLOW + "train_epochs = _slowed(train_epochs)\n",
+    # mini-batch: the whole-run kernel, generated for the network (select_batch) or not
+    "mini-batch": _SLOW + ("import types as _types\n"
+                           "_select_batch = select_batch\n"
+                           "def select_batch(*args, **kwargs):\n"
+                           "    m = _select_batch(*args, **kwargs)\n"
+                           "    return m and _types.SimpleNamespace(\n"
+                           "        **dict(vars(m), train_epochs=_slowed(m.train_epochs)))\n"
+                           "train_epochs = _slowed(train_epochs)\n"),
 }
 
 

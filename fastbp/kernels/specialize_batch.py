@@ -306,9 +306,10 @@ def _emit_eval(emit, plan, loss_code, k):
     """``batches``: the forward pass over X, ``batch`` rows at a time, then as ``mode``
     asks the output stored, the loss and right answers added up, or (X as one batch)
     the gradient backpropagated into ``grads``; one function, so one compile.
-    ``predict``, ``evaluate`` (:mod:`fastbp.kernels.network`'s signatures) and
+    ``predict``, ``evaluate`` (:mod:`fastbp.kernels.network`'s signatures),
+    ``output(net, params, state, X, ws, out, training, dropout_step)`` and
     ``loss_and_grads(net, params, state, data, bufs, grads, training, dropout_step)``
-    (:meth:`fastbp._engine.Engine.loss_and_grads`'s steps) call it."""
+    (the steps of :meth:`fastbp._engine.Engine.output` and ``loss_and_grads``) call it."""
     emit(0, "@njit")
     emit(0, "def batches(mode, net, params, state, data, bufs, batch, out, grads, training, "
             "n_drop):")
@@ -339,12 +340,22 @@ def _emit_eval(emit, plan, loss_code, k):
     emit(1, "return total, correct")
     emit(0, "")
     emit(0, "")
-    emit(0, "def predict(net, params, state, X, ws, batch, out):")
+    emit(0, "def _outputs(net, params, state, X, ws, batch, out, training, n_drop):")
     emit(1, "none = np.zeros(0, dtype=X.dtype)")
     emit(1, "data = Data(X, none.reshape(0, 0), np.zeros(0, dtype=np.int64), none)")
     emit(1, "bufs = Buffers(ws, none, none, none.reshape(0, 0), none.reshape(0, 0), data.Yi, "
             "none, none)")
-    emit(1, f"batches({_PREDICT}, net, params, state, data, bufs, batch, out, none, NO, ZERO)")
+    emit(1, f"batches({_PREDICT}, net, params, state, data, bufs, batch, out, none, training, "
+            "n_drop)")
+    emit(0, "")
+    emit(0, "")
+    emit(0, "def predict(net, params, state, X, ws, batch, out):")
+    emit(1, "_outputs(net, params, state, X, ws, batch, out, NO, ZERO)")
+    emit(0, "")
+    emit(0, "")
+    emit(0, "def output(net, params, state, X, ws, out, training, dropout_step):")
+    emit(1, "_outputs(net, params, state, X, ws, X.shape[0], out, np.bool_(training), "
+            "np.int64(dropout_step))")
     emit(0, "")
     emit(0, "")
     emit(0, "def evaluate(net, params, state, data, bufs, batch):")
