@@ -88,6 +88,7 @@ def warmup(dtypes=DTYPES, log=print):
         "fastbp warmup: no private cache folder; these kernels will compile again in every "
         "process (set FASTBP_CACHE_DIR to a folder of yours)")
     done = []
+    width = max(len(label) for label, _, _ in CONFIGS)
     listener = Count()
     with event.install_listener("numba:compile", listener):
         for dtype in dtypes:
@@ -96,7 +97,7 @@ def warmup(dtypes=DTYPES, log=print):
                 _step(model_kw, fit_kw, dtype)
                 row = (dtype, label, time.perf_counter() - t0, Count.n - before)
                 done.append(row)
-                log(f"  {dtype}  {label:<66} {row[2]:6.1f} s  "
+                log(f"  {dtype}  {label:<{width}} {row[2]:6.1f} s  "
                     + (f"({row[3]} compiled)" if row[3] else "(loaded from the cache)"))
     return done
 
