@@ -121,7 +121,7 @@ class Engine:
         return self._batch[1]
 
     def _eval_module(self):
-        return self._batch_module(*self._batch[0]) if self._batch else self._batch_module()
+        return self._batch[1] if self._batch else self._batch_module()
 
     def _eval(self, batch):
         """(predict, evaluate, workspace) for eval-mode passes of ``batch`` rows: the

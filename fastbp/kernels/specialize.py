@@ -267,9 +267,9 @@ def _emit_apply_update(emit, opt_code, fold):
     if opt_code == P.ADAM:
         emit(3, "step = n_opt")
         emit(3, f"step_size = T(lrs[e] / (1.0 - math.pow(of[{P.O_BETA1}], float(step))))")
-        emit(3, f"sq2 = T(math.sqrt(1.0 - math.pow(of[{P.O_BETA2}], float(step))))")
-        emit(3, f"epsf = T(of[{P.O_EPS}] / math.sqrt(1.0 - math.pow(of[{P.O_BETA2}], "
-                "float(step)))) if eps_hat else eps")      # eps_hat: eps before the correction
+        emit(3, f"bc2 = math.sqrt(1.0 - math.pow(of[{P.O_BETA2}], float(step)))")
+        emit(3, "sq2 = T(bc2)")
+        emit(3, f"epsf = T(of[{P.O_EPS}] / bc2) if eps_hat else eps")  # eps before the correction
         emit(3, "for j in range(params.shape[0]):")
         emit(4, "gj = grads[j]")
         emit(4, "if use_wd:")

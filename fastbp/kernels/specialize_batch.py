@@ -240,7 +240,10 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
     emit(1, "xb, yf, yi = bufs.xb, bufs.yfb, bufs.yib")
     emit(1, "order, lrs, stop_flag = run.order, run.lrs, run.stop_flag")
     emit(1, "n, B, d_in, y0 = X.shape[0], xb.shape[0], X.shape[1], 0")
-    emit(1, "sw, swb, l2 = data.sw, bufs.swb, opt.l2")
+    if weighted:
+        emit(1, "sw, swb = data.sw, bufs.swb")
+    if l2:
+        emit(1, "l2 = opt.l2")
     S._emit_opt_settings(emit, opt_code, fold)
     emit(1, f"n_opt = counters[{P.C_OPT}]")
     emit(1, f"n_drop = counters[{P.C_DROPOUT}]")

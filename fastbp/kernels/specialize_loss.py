@@ -52,8 +52,12 @@ def _emit_loss_weighted(emit, ind, loss_code, k):
     """The weighted losses of :mod:`fastbp.kernels.losses`, term for term (a batch
     without weight has no loss and no gradient)."""
     mse = loss_code == P.MSE
-    emit(ind, f"Dw = {'(1.0 if sum_red else %d * bw)' % k if mse else '%d * bw' % k}"
-              if loss_code != P.SOFTMAX_CE else "Dw = bw")
+    if loss_code == P.SOFTMAX_CE:      # each loss's divisor, as its kernel forms it
+        emit(ind, "Dw = bw")
+    elif mse:
+        emit(ind, f"Dw = 1.0 if sum_red else {k} * bw")
+    else:
+        emit(ind, f"Dw = {k} * bw")
     emit(ind, "if Dw == 0.0:")
     emit(ind + 1, "for i in range(b):")
     emit(ind + 2, f"for c in range({k}):")
