@@ -199,8 +199,11 @@ class Engine:
         not), else the mini-batch one generated for it, else the generic one."""
         fold = bool(opt.code == P.SGD and opt.of[P.O_MOMENTUM] == 0.0 and opt.of[P.O_WD] == 0.0)
         if batch == 1 and not weighted and opt.l2 == 0.0 and opt.of[P.O_EPS_HAT] == 0.0:
-            return self.ops.select_online(self.workspace(1).plan, loss_code, opt.code,
-                                          self.dtype.name, fold)
+            train = self.ops.select_online(self.workspace(1).plan, loss_code, opt.code,
+                                           self.dtype.name, fold)
+            if getattr(train, "rows", None):    # its row-at-a-time eval passes, compiled with it
+                self._rows = train.rows
+            return train
         module = self._batch_module(opt.code, fold, weighted, opt.l2 != 0.0)
         return self.ops.train_epochs if module is None else module.train_epochs
 

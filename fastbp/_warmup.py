@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 # label, MLP keyword arguments, fit keyword arguments. fastbp generates the
-# kernels of each network for its layer stack (fastbp.kernels.specialize and
+# kernels of each network for its layer stack (fastbp.kernels.specialize_online and
 # specialize_batch), so a warm cache serves the networks warmed here: the CLI's
 # default ones (the 2-D sets' per-sample 2-4-4-1, the images' classifier on
 # digits) and small networks of every other kind. The kernels they share with

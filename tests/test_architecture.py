@@ -127,7 +127,8 @@ MIRROR_EXCEPTIONS = {
 }
 KERNEL_ONLY_MODULES = {"specialize.py": "generates Numba source for one network shape",
                        "specialize_batch.py": "the same, for its mini-batch functions",
-                       "specialize_loss.py": "their loss, count and L2 term"}
+                       "specialize_loss.py": "their loss, count and L2 term",
+                       "specialize_online.py": "the per-sample kernel and row-at-a-time passes"}
 
 
 def _public_functions(path):

@@ -146,3 +146,24 @@ def test_generated_source_names_its_network():
     with_drop = fb.Sequential(STACKS["tanh_dropout_bce"][0](), loss=fb.BinaryCrossEntropy())
     text = specialize_batch.source(with_drop._workspace(1)["plan"], P.BCE, P.ADAM, "float32")
     assert "T = np.float32" in text
+
+
+@pytest.mark.parametrize("stack", ["relu_ce", "batchnorm_first_dropout_ce"])
+def test_the_fit_compiles_what_the_calls_after_it_run(stack):
+    """Training and every eval pass are one compiled function, with one signature: the
+    calls after a fit compile nothing more (their helpers are compiled with it too)."""
+    layers, loss, k = STACKS[stack]
+    m = fb.Sequential(layers(), loss=loss, seed=2)
+    X, y = _data(k)
+    m.fit(X, y, epochs=1, batch_size=16)
+    module = m._engine._batch[1]
+    m.predict(X, batch_size=7)
+    m.evaluate(X, y)
+    m.loss_and_grads(X, y)
+    m.loss_and_grads(X, y, training=False)
+    m.forward(X, training=True)
+    m.fit(X, y, epochs=1, batch_size=6)            # another batch size, the same function
+    assert m._engine._batch[1] is module
+    assert len(module.kernel.signatures) == 1
+    for helper in ("forward", "backward", "loss_grad", "count"):
+        assert len(getattr(module, helper).signatures) <= 1, helper

@@ -93,10 +93,10 @@ FIT = """
 def _generated_name_and_text():
     """The file name fastbp 0.1 gave the per-sample kernel of FIT's network, and its text."""
     from fastbp import plan as P
-    from fastbp.kernels import specialize
+    from fastbp.kernels import specialize, specialize_online
 
     plan = fb.MLP([2, 3, 1], seed=0)._workspace(1)["plan"]
-    text = specialize.source(plan, P.MSE, P.SGD, "float64")
+    text = specialize_online.source(plan, P.MSE, P.SGD, "float64")
     digest = hashlib.sha256(f"{getattr(specialize, '_VERSION', 2)}\n{text}".encode())
     return f"fastbp_online_{digest.hexdigest()[:20]}", text
 

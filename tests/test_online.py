@@ -5,7 +5,7 @@ import pytest
 import fastbp as fb
 from fastbp import kernels
 from fastbp.kernels import online as k_online
-from fastbp.kernels import specialize
+from fastbp.kernels import specialize, specialize_online
 from fastbp import plan as P
 
 STACKS = {
@@ -76,13 +76,13 @@ def test_specialised_source_is_cached_by_shape(tmp_path, monkeypatch):
     # shapes no other test trains, so no kernel of theirs is in this process's memo yet
     m = fb.MLP([2, 3, 7, 1])
     plan = m._workspace(1)["plan"]
-    f1 = specialize.kernel(plan, P.MSE, P.SGD, "float64")
-    f2 = specialize.kernel(plan.copy(), P.MSE, P.SGD, "float64")
+    f1 = specialize_online.kernel(plan, P.MSE, P.SGD, "float64")
+    f2 = specialize_online.kernel(plan.copy(), P.MSE, P.SGD, "float64")
     assert f1 is f2
     files = list(tmp_path.rglob("fastbp_online_*.py"))
     assert len(files) == 1
     other = fb.MLP([2, 5, 7, 1])._workspace(1)["plan"]
-    assert specialize.kernel(other, P.MSE, P.SGD, "float64") is not f1
+    assert specialize_online.kernel(other, P.MSE, P.SGD, "float64") is not f1
     assert len(list(tmp_path.rglob("fastbp_online_*.py"))) == 2
 
 
@@ -141,3 +141,25 @@ def test_wide_and_batchnorm_networks_keep_the_batch_kernels():
 def test_row_kernels_are_off_with_the_specialiser(monkeypatch):
     monkeypatch.setattr(specialize, "ENABLED", False)
     assert fb.MLP([2, 4, 1])._engine._rows_kernels() == ()
+
+
+@pytest.mark.parametrize("stack", ["seed001", "tanh_dropout_bce"])
+def test_a_per_sample_fit_compiles_its_eval_passes_with_it(stack):
+    """After a per-sample fit of a small network, predict, evaluate and loss_and_grads
+    run in the training kernel's own compiled function: nothing more to compile."""
+    layers, loss, k = STACKS[stack]
+    X, y = _data(k, n=23)
+    m = fb.Sequential(layers(), loss=loss, seed=4)
+    ref = fb.Sequential(layers(), loss=loss, backend="numpy", seed=4)
+    for model in (m, ref):
+        model.fit(X, y, epochs=2, batch_size=1, lr=0.1)
+    rows = m._engine._rows_kernels()
+    train = m._engine.trainer(1, loss.code, P.Optim(P.SGD, np.zeros(7), 0.0))
+    assert rows == train.rows and rows[0].__module__ == train.__module__
+    tol = dict(rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(m.predict(X), ref.predict(X), **tol)
+    np.testing.assert_allclose(m.evaluate(X, y)["loss"], ref.evaluate(X, y)["loss"], **tol)
+    if rows[2] is not None:
+        np.testing.assert_allclose(m.loss_and_grads(X, y)[0], ref.loss_and_grads(X, y)[0], **tol)
+    kernel = vars(__import__("sys").modules[train.__module__])["kernel"]
+    assert len(kernel.signatures) == 1

@@ -260,19 +260,19 @@ def train_epochs_online(net, t, opt, data, bufs, run):
 
 def select_online(plan, loss_code, opt_code, dtype_name, fold):
     """The per-sample epoch function for this network: one specialised on its
-    shape (:mod:`fastbp.kernels.specialize`) when available, else the generic
+    shape (:mod:`fastbp.kernels.specialize_online`) when available, else the generic
     :func:`train_epochs_online`. Same signature either way. fold: the optimizer is
     plain SGD (no momentum, no weight decay) for every call of the function returned."""
-    from .specialize import kernel
+    from .specialize_online import kernel
 
     return kernel(plan, loss_code, opt_code, dtype_name, fold) or train_epochs_online
 
 
 def select_eval(plan, loss_code, dtype_name):
     """(predict, evaluate, loss_and_grads or None) run a row at a time, generated for
-    this network's shape (:func:`fastbp.kernels.specialize.eval_kernels`) when it is
+    this network's shape (:func:`fastbp.kernels.specialize_online.eval_kernels`) when it is
     small and per-sample capable, else None (the batch kernels serve). predict and
     evaluate have the signatures of :func:`fastbp.kernels.network.predict` and ``evaluate``."""
-    from .specialize import eval_kernels
+    from .specialize_online import eval_kernels
 
     return eval_kernels(plan, loss_code, dtype_name)

@@ -1,12 +1,14 @@
-"""Per-sample epoch kernels specialised on one network's shape.
+"""Per-sample epoch kernels specialised on one network's shape: the emitters.
 
 :func:`fastbp.kernels.online.train_epochs_online` reads the layer sizes and
 offsets from the plan at run time. For a network of a few dozen weights those
-loop bounds and look-ups cost as much as the arithmetic. This module writes
-the same loop as Python source with every size, offset, activation, the loss
-and the optimizer baked in as constants, so LLVM unrolls the small loops and
-keeps values in registers. It also compiles as ONE function (the generic path
-compiles a dozen helpers), which cuts the cold first-call time.
+loop bounds and look-ups cost as much as the arithmetic. The functions here
+write the same loop's steps as Python source with every size, offset,
+activation, the loss and the optimizer baked in as constants, so LLVM unrolls
+the small loops and keeps values in registers; :mod:`fastbp.kernels.specialize_online`
+puts them together (and :mod:`fastbp.kernels.specialize_batch` reuses the
+activation and optimizer steps). It compiles as one function and its forward
+pass (the generic path compiles a dozen helpers), which cuts the cold first-call time.
 
 The module runs from the text generated here (:func:`fastbp._cache.load_generated`);
 a copy named by a hash of that text goes to fastbp's private, versioned cache
@@ -27,7 +29,8 @@ ENABLED = _config.SPECIALIZE
 _VERSION = 9            # bump when the generated text changes meaning
 _loaded = {}            # generated modules by key and by digest of their text
 EVAL_MAX_MACS = 4096    # predict/evaluate a row at a time up to this many multiply-adds per row
-_PREDICT, _EVALUATE, _GRADS = 0, 1, 2       # what the generated ``rows`` does with each row
+# the modes of the generated kernels: each eval pass, and training
+_PREDICT, _EVALUATE, _GRADS, _TRAIN = 0, 1, 2, 3
 
 
 def supports(plan):
@@ -94,10 +97,10 @@ def _emit_forward(emit, ind, plan, training):
         elif kind == P.ACT:
             emit(ind, f"for c in range({n_out}):")
             _emit_act(emit, ind + 1, act, _inp(r, plan, "c"), f"ws[{o} + c]")
-        elif training:
+        elif training:          # True, or "flag": the ``training`` argument decides
             a = int(plan[r, P.AUX])
             emit(ind, f"p = pf[{r}, {P.F_A}]")
-            emit(ind, "if p > 0.0:")
+            emit(ind, "if training and p > 0.0:" if training == "flag" else "if p > 0.0:")
             emit(ind + 1, f"base = stream_base(plan[{r}, {P.KEY}], n_drop)")
             emit(ind + 1, "scale = T(1.0 / (1.0 - p))")
             emit(ind + 1, f"for c in range({n_out}):")
@@ -303,8 +306,7 @@ def _emit_evaluate(emit, plan):
     emit(2, "if stop_correct > 0:")
     emit(3, "right = 0")
     emit(3, "for i in range(n):")
-    _emit_forward(emit, 4, plan, training=False)
-    emit(4, "pass")
+    emit(4, "fwd(plan, pf, params, X, i, ws, NO, ZERO)")
     emit(4, "if correct_one(ws, Yf, Yi, i, threshold):")
     emit(5, "right += 1")
     emit(3, "if right >= stop_correct:")
@@ -333,128 +335,12 @@ def _emit_header(emit, dtype_name, k, o_last, loss_code):
             "_sigmoid_grad, _tanh_grad)")
     emit(0, "from fastbp.kernels.losses import _bce_one")
     emit(0, "from fastbp.kernels.rng import stream_base, uniform53_at")
+    emit(0, "from fastbp.plan import Buffers, Data, Optim, Run, Tensors")
     emit(0, f"T = np.{dtype_name}")
+    emit(0, "YES, NO, ZERO = np.bool_(True), np.bool_(False), np.int64(0)")
+    emit(0, "INNER = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)   # called from kernels only")
     emit(0, "")
     _emit_count_correct(emit, k, o_last, loss_code)
-
-
-def source(plan, loss_code, opt_code, dtype_name, fold=True):
-    """The Python source of a ``train_epochs_online`` for this plan, loss and optimizer.
-
-    fold (with SGD): no momentum and no weight decay, so each weight steps where
-    its gradient is formed (:func:`fastbp.kernels.network.train_epochs`' fold);
-    the kernel then has no optimizer state to read. A kernel is generated for
-    each case, so neither carries the other's code.
-
-    It follows :func:`fastbp.kernels.network.train_epochs` step by step, each
-    step emitted by the function named after it, with every size and offset
-    written in as a constant.
-    """
-    emit, k, o_last = _start(plan, loss_code, dtype_name)
-    emit(0, "@njit")
-    emit(0, "def train_epochs_online(net, t, opt, data, bufs, run):")
-    _emit_unpack(emit)
-    fold = fold and opt_code == P.SGD
-    _emit_loss_settings(emit, loss_code, k)
-    emit(1, "half = ga.shape[0] // 2")
-    _emit_opt_settings(emit, opt_code, fold)
-    # the step counters live in locals during the call (stores into ``counters`` in the
-    # sample loop would have to be ordered against every parameter access)
-    emit(1, f"n_opt = counters[{P.C_OPT}]")
-    emit(1, f"n_drop = counters[{P.C_DROPOUT}]")
-    emit(1, "for e in range(lrs.shape[0]):")
-    emit(2, "row = e % order.shape[0]")
-    emit(2, "lrf = T(lrs[e])")
-    emit(2, "total = 0.0")
-    emit(2, "correct = 0")
-    emit(2, "for s in range(n):")
-    emit(3, "i = order[row, s]")
-    _emit_forward(emit, 3, plan, training=True)
-    _emit_loss_and_grad(emit, 3, loss_code, k, o_last)
-    emit(3, "if not math.isfinite(loss):")
-    emit(4, "losses[e] = loss")
-    emit(4, "corrects[e] = correct")
-    _emit_return(emit, 4, f"e, {P.STATUS_DIVERGED}")
-    emit(3, "total += loss")
-    emit(3, "if correct_one(ws, Yf, Yi, i, threshold):")
-    emit(4, "correct += 1")
-    _emit_backward(emit, plan, fold)
-    _emit_apply_update(emit, opt_code, fold)
-    emit(3, "n_drop += 1")
-    emit(3, "if stop_flag[0] != 0:")
-    emit(4, "losses[e] = total if sum_red else total / (s + 1)")
-    emit(4, "corrects[e] = correct")
-    _emit_return(emit, 4, f"e, {P.STATUS_INTERRUPTED}")
-    emit(2, "losses[e] = total if sum_red else total / n")
-    emit(2, "corrects[e] = correct")
-    _emit_evaluate(emit, plan)
-    _emit_return(emit, 1, f"lrs.shape[0], {P.STATUS_DONE}")
-    return "\n".join(emit.lines) + "\n"
-
-
-def eval_source(plan, loss_code, dtype_name):
-    """The source of ``predict``, ``evaluate`` and (without Dropout) ``loss_and_grads``
-    for this plan (laid out for one row) and loss.
-
-    ``predict`` and ``evaluate`` have the signatures of :func:`fastbp.kernels.network.predict`
-    and ``evaluate``. All three call ``rows`` (one function, so one compile): the
-    per-sample kernel's eval-mode forward pass row by row, then, as ``mode`` asks,
-    the output stored, the loss and right answers added up, or each row's loss
-    gradient (scaled by 1/n unless the loss sums) backpropagated into ``grads``.
-    The loss is the batch kernels' up to the order of the additions.
-    """
-    emit, k, o_last = _start(plan, loss_code, dtype_name)
-    backprop = not (plan[:, P.KIND] == P.DROPOUT).any()     # training pass == eval pass
-    emit(0, "from fastbp.plan import Data")
-    emit(0, "")
-    emit(0, "@njit")
-    emit(0, "def rows(mode, net, params, data, ws, ga, out, grads):")
-    emit(1, "lf, threshold = net.lf, net.threshold")
-    emit(1, "X, Yf, Yi = data.X, data.Yf, data.Yi")
-    _emit_loss_settings(emit, loss_code, k)
-    if backprop:
-        emit(1, "half = ga.shape[0] // 2")
-        emit(1, "scale = T(1) if sum_red else T(1.0 / n)")
-    emit(1, "total = 0.0")
-    emit(1, "correct = 0")
-    emit(1, "for i in range(n):")
-    _emit_forward(emit, 2, plan, training=False)
-    emit(2, f"if mode == {_PREDICT}:")
-    emit(3, f"for c in range({k}):")
-    if loss_code == P.BCE:          # the sigmoid the loss folded away
-        emit(4, f"out[i, c] = _sigmoid(ws[{o_last} + c], T(1))")
-    else:
-        emit(4, f"out[i, c] = ws[{o_last} + c]")
-    emit(3, "continue")
-    _emit_loss_and_grad(emit, 2, loss_code, k, o_last)
-    emit(2, "total += loss")
-    emit(2, f"if mode == {_EVALUATE}:")
-    emit(3, "if correct_one(ws, Yf, Yi, i, threshold):")
-    emit(4, "correct += 1")
-    emit(3, "continue")
-    if backprop:
-        emit(2, f"for c in range({k}):")
-        emit(3, "ga[c] = ga[c] * scale")
-        _emit_backward(lambda ind, text: emit(ind - 1, text), plan, False, store="+=")
-    emit(1, "if not sum_red:")
-    emit(2, "total /= n")
-    emit(1, "return total, correct")
-    emit(0, "")
-    emit(0, "def predict(net, params, state, X, ws, batch, out):")
-    emit(1, "none = np.zeros(0, dtype=X.dtype)")
-    emit(1, "data = Data(X, none.reshape(0, 0), np.zeros(0, dtype=np.int64), none)")
-    emit(1, f"rows({_PREDICT}, net, params, data, ws, none, out, none)")
-    emit(0, "")
-    emit(0, "def evaluate(net, params, state, data, bufs, batch):")
-    emit(1, "none = np.zeros(0, dtype=data.X.dtype)")
-    emit(1, f"return rows({_EVALUATE}, net, params, data, bufs.ws, bufs.ga, "
-            "none.reshape(0, 0), none)")
-    if backprop:
-        emit(0, "")
-        emit(0, "def loss_and_grads(net, params, data, bufs, grads):")
-        emit(1, f"return rows({_GRADS}, net, params, data, bufs.ws, bufs.ga, "
-                "grads[:0].reshape(0, 0), grads)[0]")
-    return "\n".join(emit.lines) + "\n"
 
 
 def _load(prefix, key, make_text):
@@ -475,25 +361,3 @@ def small(plan):
     """Whether a row at a time beats the batch kernels' products: at most
     ``EVAL_MAX_MACS`` multiply-adds per row (the per-sample kernels' networks)."""
     return P.dense_macs(plan) <= EVAL_MAX_MACS
-
-
-def eval_kernels(plan, loss_code, dtype_name):
-    """(predict, evaluate, loss_and_grads or None) generated for this network, or None
-    (not per-sample capable or not small)."""
-    if not ENABLED or not supports(plan) or not small(plan):
-        return None
-    key = ("eval", plan.tobytes(), plan.shape, loss_code, dtype_name)
-    module = _load("fastbp_eval", key, lambda: eval_source(plan, loss_code, dtype_name))
-    return module.predict, module.evaluate, getattr(module, "loss_and_grads", None)
-
-
-def kernel(plan, loss_code, opt_code, dtype_name, fold=True):
-    """The specialised ``train_epochs_online`` for this network, or None if unavailable.
-
-    fold: the optimizer is plain SGD (see :func:`source`); it must hold for every call."""
-    if not ENABLED or not supports(plan):
-        return None
-    fold = bool(fold) and opt_code == P.SGD
-    key = (plan.tobytes(), plan.shape, loss_code, opt_code, dtype_name, fold)
-    return _load("fastbp_online", key,
-                 lambda: source(plan, loss_code, opt_code, dtype_name, fold)).train_epochs_online

@@ -9,7 +9,9 @@ network, as :mod:`fastbp.kernels.specialize` does for the per-sample kernel:
 the layer loop unrolled, each activation, the loss and the optimizer written
 in, the products calling BLAS ``?gemm`` directly (:func:`fastbp.kernels.dense._xgemm`)
 or running as the generic kernel's loops below ``SMALL_GEMM`` multiply-adds.
-The few functions it emits compile in seconds.
+Its one entry point, ``kernel``, trains and runs every eval pass through the
+module's ``forward``, ``loss_grad``, ``count`` and ``backward``: a fit compiles
+these few functions in seconds, and the calls after it compile nothing.
 
 The emitted steps are the generic kernels' steps, term for term and in the same
 order, so both give the same bits (the tests check it); the sizes are constants
@@ -21,7 +23,7 @@ and an L2 term (a module for each case, so none carries another's code).
 from .. import plan as P
 from .._config import IDENTITY, SMALL_GEMM
 from . import specialize as S
-from .specialize import _EVALUATE, _GRADS, _PREDICT
+from .specialize import _EVALUATE, _GRADS, _PREDICT, _TRAIN
 from .specialize_loss import emit_count, emit_l2, emit_loss
 
 
@@ -43,8 +45,10 @@ def _emit_header(emit, dtype_name):
     emit(0, "from fastbp.kernels.losses import _bce_one")
     emit(0, "from fastbp.kernels.network import _view2d")
     emit(0, "from fastbp.kernels.rng import stream_base, uniform53_at")
-    emit(0, "from fastbp.plan import Buffers, Data")
+    emit(0, "from fastbp.plan import Buffers, Data, Optim, Run, Tensors")
     emit(0, f"T = np.{dtype_name}")
+    # functions only ``kernel`` calls: no wrappers for calls from Python
+    emit(0, "INNER = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)")
     # typed flags: literal True/False/0 would compile ``forward`` once per literal
     emit(0, "YES, NO, ZERO, N_, T_ = np.bool_(True), np.bool_(False), np.int64(0), "
             "np.int64(0), np.int64(1)")
@@ -66,7 +70,7 @@ def _emit_product(emit, ind, io, loops, gemm):
 
 def _emit_forward(emit, plan):
     """:func:`fastbp.kernels.network.forward` of rows x0 .. x0 + b of ``x``."""
-    emit(0, "@njit")
+    emit(0, "@njit(**INNER)")
     emit(0, "def forward(plan, pf, params, state, x, x0, ws, b, training, n_drop):")
     emit(1, "h0 = x[x0:x0 + b]")
     for r in range(plan.shape[0]):
@@ -131,7 +135,8 @@ def _emit_outputs(emit, ind, k):
 
 def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
     """:func:`fastbp.kernels.dense.dense_backward` (``dense_backward_sgd`` with fold)
-    of row r, after its activation's gradient: ``d`` is d loss / d output."""
+    of row r, after its activation's gradient: ``d`` is d loss / d output. fold:
+    False, True, or ``"flag"`` (both, chosen by the ``fold`` argument at run time)."""
     n_in, n_out = int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
     pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
     x = _rows(r - 1)
@@ -146,8 +151,10 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
             (3, "acc += d[i, c] * W[j, c]"),
             (2, "dx[i, j] = acc")],
             "_xgemm(N_, T_, 1.0, d, W, 0.0, dx)")
+    if fold == "flag":
+        emit(ind, "if fold:")
     if fold:                    # W += -lr * x.T @ d
-        _emit_product(emit, ind, n_in * n_out, [
+        _emit_product(emit, ind + (fold == "flag"), n_in * n_out, [
             (0, f"for j in range({n_in}):"),
             (1, f"for c in range({n_out}):"),
             (2, "acc = T(0)"),
@@ -155,9 +162,12 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
             (3, f"acc += {x}[i, j] * d[i, c]"),
             (2, "W[j, c] -= lrf * acc")],
             f"_xgemm(T_, N_, -lr, {x}, d, 1.0, W)")
-    else:
-        emit(ind, f"dW = _view2d(grads, {pa}, {n_in}, {n_out})")
-        _emit_product(emit, ind, n_in * n_out, [
+    if fold == "flag":
+        emit(ind, "else:")
+    if fold != True:            # noqa: E712 (False or "flag")
+        i2 = ind + (fold == "flag")
+        emit(i2, f"dW = _view2d(grads, {pa}, {n_in}, {n_out})")
+        _emit_product(emit, i2, n_in * n_out, [
             (0, f"for j in range({n_in}):"),
             (1, f"for c in range({n_out}):"),
             (2, "dW[j, c] = T(0)"),
@@ -173,14 +183,30 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
         emit(ind, "for i in range(b):")
         emit(ind + 1, f"for c in range({n_out}):")
         emit(ind + 2, f"grads[{pb} + c] += d[i, c]")
-        if fold:
-            emit(ind, f"for c in range({n_out}):")
-            emit(ind + 1, f"params[{pb} + c] -= lrf * grads[{pb} + c]")
+        _emit_fold_step(emit, ind, fold, pb, n_out)
 
 
-def _emit_backward(emit, ind, plan, fold):
-    """:func:`fastbp.kernels.network.backward` of b rows (input ``h0``); the gradient
-    flows through ``ga`` and ``gb`` in turn, as there."""
+def _emit_fold_step(emit, ind, fold, off, n):
+    """The plain-SGD step of params[off:off + n] from its gradient, where fold asks."""
+    if not fold:
+        return
+    if fold == "flag":
+        emit(ind, "if fold:")
+        ind += 1
+    emit(ind, f"for c in range({n}):")
+    emit(ind + 1, f"params[{off} + c] -= lrf * grads[{off} + c]")
+
+
+def _emit_backward(emit, plan, fold):
+    """``backward``: :func:`fastbp.kernels.network.backward` of b rows (input ``h0``),
+    the gradient flowing through ``ga`` and ``gb`` in turn, as there. fold (the module
+    trains with plain SGD): the ``fold`` argument steps each weight as its gradient
+    is formed (``train_epochs``) or leaves them (``loss_and_grads``); one function
+    serves both, so it compiles once."""
+    emit(0, "@njit(**INNER)")
+    emit(0, "def backward(plan, pf, params, grads, ws, ga, gb, h0, b, fold, lr, lrf):")
+    fold = "flag" if fold else False
+    ind = 1
     cur, nxt = "ga", "gb"
     for r in range(plan.shape[0]):      # the views of every row's output
         emit(ind, f"{_rows(r)} = _view2d(ws, plan[{r}, {P.OUT}], b, {int(plan[r, P.N_OUT])})")
@@ -207,10 +233,8 @@ def _emit_backward(emit, ind, plan, fold):
                       f"ws[a + b * {n_out}:a + b * {n_out} + {n_out}], params[{pa}:{pa + n_out}], "
                       f"_view2d({nxt}, 0, {'b' if r > 0 else 0}, {n_in}), "
                       f"grads[{pa}:{pa + n_out}], grads[{pb}:{pb + n_out}])")
-            if fold:
-                for off in (pa, pb):
-                    emit(ind, f"for c in range({n_out}):")
-                    emit(ind + 1, f"params[{off} + c] -= lrf * grads[{off} + c]")
+            for off in (pa, pb):
+                _emit_fold_step(emit, ind, fold, off, n_out)
             cur, nxt = nxt, cur
         else:
             emit(ind, f"if pf[{r}, {P.F_A}] > 0.0:")
@@ -218,28 +242,43 @@ def _emit_backward(emit, ind, plan, fold):
             emit(ind + 1, "for i in range(b):")
             emit(ind + 2, f"for c in range({n_out}):")
             emit(ind + 3, "d[i, c] = d[i, c] * mask[i, c]")
+    emit(0, "")
+    emit(0, "")
 
 
-def _emit_unpack(emit, loss_code):
-    emit(1, "plan, pf, lf, threshold = net.plan, net.pf, net.lf, net.threshold")
-    emit(1, "R1 = plan.shape[0] - 1")
-    emit(1, f"sum_red = {'lf[%d] != 0.0' % P.L_SUM if loss_code == P.MSE else 'False'}")
-    if loss_code == P.MSE:
-        emit(1, f"f = 0.5 if lf[{P.L_HALF}] != 0.0 else 1.0")
+def _emit_loss_count(emit, loss_code, k, weighted):
+    """``loss_grad`` (and with sample weights ``loss_grad_weighted``): the loss of b rows
+    of ``z`` against targets from row y0, its gradient in ``g``; ``count``: their
+    right answers. Functions of their own, compiled once for training and evaluation."""
+    for w in (False, True) if weighted else (False,):
+        emit(0, "@njit(**INNER)")
+        emit(0, f"def loss_grad{'_weighted' if w else ''}(lf, z, g, pr, yf, yi, y0, b"
+                f"{', swb, bw' if w else ''}):")
+        if loss_code == P.MSE:
+            emit(1, f"sum_red = lf[{P.L_SUM}] != 0.0")
+            emit(1, f"f = 0.5 if lf[{P.L_HALF}] != 0.0 else 1.0")
+        emit_loss(emit, 1, loss_code, k, w)
+        emit(1, "return loss")
+        emit(0, "")
+        emit(0, "")
+    emit(0, "@njit(**INNER)")
+    emit(0, "def count(z, yf, yi, y0, b, threshold):")
+    emit(1, "right = 0")
+    emit_count(emit, 1, loss_code, k, "right")
+    emit(1, "return right")
+    emit(0, "")
+    emit(0, "")
 
 
 def _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
-    """:func:`fastbp.kernels.network.train_epochs`, step for step; weighted: with sample
-    weights; l2: with the L2 term (``opt.l2``)."""
-    emit(0, "@njit")
-    emit(0, "def train_epochs(net, t, opt, data, bufs, run):")
-    _emit_unpack(emit, loss_code)
+    """:func:`fastbp.kernels.network.train_epochs`, step for step, as ``kernel``'s
+    training mode; weighted: with sample weights; l2: with the L2 term (``opt.l2``)."""
     emit(1, "of, params, grads, opt_a, opt_b = opt.of, t.params, t.grads, t.opt_a, t.opt_b")
     emit(1, "state, counters, X, Yf, Yi = t.state, t.counters, data.X, data.Yf, data.Yi")
     emit(1, "ws, ga, gb, probs = bufs.ws, bufs.ga, bufs.gb, bufs.probs")
     emit(1, "xb, yf, yi = bufs.xb, bufs.yfb, bufs.yib")
     emit(1, "order, lrs, stop_flag = run.order, run.lrs, run.stop_flag")
-    emit(1, "n, B, d_in, y0 = X.shape[0], xb.shape[0], X.shape[1], 0")
+    emit(1, "n, B, d_in = X.shape[0], xb.shape[0], X.shape[1]")
     if weighted:
         emit(1, "sw, swb = data.sw, bufs.swb")
     if l2:
@@ -271,13 +310,16 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
         emit(5, "yf[i, j] = Yf[src, j]")
     emit(3, "forward(plan, pf, params, state, xb, ZERO, ws, b, YES, n_drop)")
     _emit_outputs(emit, 3, k)
-    emit_loss(emit, 3, loss_code, k, weighted)
+    if weighted:
+        emit(3, "loss = loss_grad_weighted(lf, z, g, pr, yf, yi, ZERO, b, swb, bw)")
+    else:
+        emit(3, "loss = loss_grad(lf, z, g, pr, yf, yi, ZERO, b)")
     emit(3, "if not math.isfinite(loss):")
     emit(4, "losses_corrects(run, e, loss, correct)")
     S._emit_return(emit, 4, f"e, {P.STATUS_DIVERGED}")
-    emit_count(emit, 3, loss_code, k, "correct")
-    emit(3, "h0 = xb[:b]")
-    _emit_backward(emit, 3, plan, fold)
+    emit(3, "correct += count(z, yf, yi, ZERO, b, threshold)")
+    emit(3, f"backward(plan, pf, params, grads, ws, ga, gb, xb[:b], b, {'YES' if fold else 'NO'}, "
+            "lr, lrf)")
     if l2:
         emit_l2(emit, 3, plan)
     S._emit_apply_update(emit, opt_code, fold)
@@ -293,30 +335,19 @@ def _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
     emit(4, "b = min(s0 + B, n) - s0")
     emit(4, "forward(plan, pf, params, state, X, s0, ws, b, NO, ZERO)")
     emit(4, f"z = _view2d(ws, plan[R1, {P.OUT}], b, {k})")
-    emit_count(emit, 4, loss_code, k, "right", "Yf", "Yi", "s0")
+    emit(4, "right += count(z, Yf, Yi, s0, b, threshold)")
     emit(3, "if right >= run.stop_correct:")
     S._emit_return(emit, 4, f"e + 1, {P.STATUS_ACCURACY}")
     S._emit_return(emit, 1, f"lrs.shape[0], {P.STATUS_DONE}")
-    emit(0, "")
-    emit(0, "")
-    emit(0, '@njit(inline="always")')
-    emit(0, "def losses_corrects(run, e, loss, correct):")
-    emit(1, "run.losses[e] = loss")
-    emit(1, "run.corrects[e] = correct")
 
 
-def _emit_eval(emit, plan, loss_code, k):
-    """``batches``: the forward pass over X, ``batch`` rows at a time, then as ``mode``
-    asks the output stored, the loss and right answers added up, or (X as one batch)
-    the gradient backpropagated into ``grads``; one function, so one compile.
-    ``predict``, ``evaluate`` (:mod:`fastbp.kernels.network`'s signatures),
-    ``output(net, params, state, X, ws, out, training, dropout_step)`` and
-    ``loss_and_grads(net, params, state, data, bufs, grads, training, dropout_step)``
-    (the steps of :meth:`fastbp._engine.Engine.output` and ``loss_and_grads``) call it."""
-    emit(0, "@njit")
-    emit(0, "def batches(mode, net, params, state, data, bufs, batch, out, grads, training, "
-            "n_drop):")
-    _emit_unpack(emit, loss_code)
+def _emit_eval(emit, loss_code, k):
+    """``kernel``'s eval modes: the forward pass over X, ``batch`` rows at a time,
+    then as ``mode`` asks the output stored (``out``), the loss and right answers
+    added up, or (X as one batch) the gradient backpropagated into ``t.grads``;
+    the loss and the count go to ``run.losses[0]`` and ``run.corrects[0]``."""
+    emit(1, "params, state, grads = t.params, t.state, t.grads")
+    emit(1, f"n_drop = t.counters[{P.C_DROPOUT}]")
     emit(1, "X, yf, yi, ws, ga, gb = data.X, data.Yf, data.Yi, bufs.ws, bufs.ga, bufs.gb")
     emit(1, "probs, n = bufs.probs, X.shape[0]")
     emit(1, "total = 0.0")
@@ -331,45 +362,81 @@ def _emit_eval(emit, plan, loss_code, k):
     emit(5, "out[y0 + i, c] = _sigmoid(z[i, c], T(1)) if net.out_sigmoid else z[i, c]")
     emit(3, "continue")
     _emit_outputs(emit, 2, k)
-    emit_loss(emit, 2, loss_code, k)
+    emit(2, "loss = loss_grad(lf, z, g, pr, yf, yi, y0, b)")
     emit(2, "total += loss if sum_red else loss * b")
     emit(2, f"if mode == {_EVALUATE}:")
-    emit_count(emit, 3, loss_code, k, "correct")
+    emit(3, "correct += count(z, yf, yi, y0, b, threshold)")
     emit(2, f"else:                # {_GRADS}: one batch")
-    emit(3, "h0 = X")
-    _emit_backward(emit, 3, plan, False)
-    emit(1, "if not sum_red:")
-    emit(2, "total /= n")
-    emit(1, "return total, correct")
+    emit(3, "backward(plan, pf, params, grads, ws, ga, gb, X[y0:y0 + b], b, NO, 0.0, T(0))")
+    emit(1, "run.losses[0] = total if sum_red else total / n")
+    emit(1, "run.corrects[0] = correct")
+    emit(1, "return ZERO, ZERO")
+
+
+def _emit_kernel(emit, plan, loss_code, opt_code, k, fold, weighted, l2):
+    """``kernel``, the module's one entry point: training (``train_epochs``) and every
+    eval-mode pass in one function, so that one compile serves a fit and every call
+    after it. The Python functions below it are the module's interface."""
+    emit(0, "@njit")
+    emit(0, "def kernel(mode, net, t, opt, data, bufs, run, out, batch, training):")
+    emit(1, "plan, pf, lf, threshold = net.plan, net.pf, net.lf, net.threshold")
+    emit(1, "R1 = plan.shape[0] - 1")
+    emit(1, f"sum_red = {'lf[%d] != 0.0' % P.L_SUM if loss_code == P.MSE else 'False'}")
+    emit(1, f"if mode != {_TRAIN}:")
+    _emit_eval(lambda i, text: emit(i + 1, text), loss_code, k)
+    _emit_train(emit, plan, loss_code, opt_code, k, fold, weighted, l2)
+    emit(0, "")
+    emit(0, "")
+    emit(0, '@njit(inline="always")')
+    emit(0, "def losses_corrects(run, e, loss, correct):")
+    emit(1, "run.losses[e] = loss")
+    emit(1, "run.corrects[e] = correct")
+    emit(0, "")
+    emit(0, "")
+    emit(0, "NO_OUT, NO_ORDER = np.zeros((0, 0), dtype=T), np.zeros((0, 0), dtype=np.int64)")
+    emit(0, "NO_OPT = Optim(0, np.zeros(0), 0.0)")
+    emit(0, "")
+    emit(0, "")
+    emit(0, "def train_epochs(net, t, opt, data, bufs, run):")
+    emit(1, f"return kernel({_TRAIN}, net, t, opt, data, bufs, run, NO_OUT, ZERO, NO)")
+    emit(0, "")
+    emit(0, "")
+    emit(0, "def _pass(mode, net, params, state, data, bufs, batch, out, grads, training, n_drop):")
+    emit(1, "none = np.zeros(0, dtype=T)")
+    emit(1, "counters = np.zeros(2, dtype=np.int64)")
+    emit(1, f"counters[{P.C_DROPOUT}] = n_drop")
+    emit(1, "run = Run(NO_ORDER, np.zeros(0), 0, np.zeros(1, dtype=np.int64), np.zeros(1), "
+            "np.zeros(1, dtype=np.int64))")
+    emit(1, "kernel(mode, net, Tensors(params, grads, state, none, none, counters), NO_OPT, "
+            "data, bufs, run, out, np.int64(batch), np.bool_(training))")
+    emit(1, "return run.losses[0], run.corrects[0]")
     emit(0, "")
     emit(0, "")
     emit(0, "def _outputs(net, params, state, X, ws, batch, out, training, n_drop):")
-    emit(1, "none = np.zeros(0, dtype=X.dtype)")
+    emit(1, "none = np.zeros(0, dtype=T)")
     emit(1, "data = Data(X, none.reshape(0, 0), np.zeros(0, dtype=np.int64), none)")
     emit(1, "bufs = Buffers(ws, none, none, none.reshape(0, 0), none.reshape(0, 0), data.Yi, "
             "none, none)")
-    emit(1, f"batches({_PREDICT}, net, params, state, data, bufs, batch, out, none, training, "
+    emit(1, f"_pass({_PREDICT}, net, params, state, data, bufs, batch, out, none, training, "
             "n_drop)")
     emit(0, "")
     emit(0, "")
     emit(0, "def predict(net, params, state, X, ws, batch, out):")
-    emit(1, "_outputs(net, params, state, X, ws, batch, out, NO, ZERO)")
+    emit(1, "_outputs(net, params, state, X, ws, batch, out, False, 0)")
     emit(0, "")
     emit(0, "")
     emit(0, "def output(net, params, state, X, ws, out, training, dropout_step):")
-    emit(1, "_outputs(net, params, state, X, ws, X.shape[0], out, np.bool_(training), "
-            "np.int64(dropout_step))")
+    emit(1, "_outputs(net, params, state, X, ws, X.shape[0], out, training, dropout_step)")
     emit(0, "")
     emit(0, "")
     emit(0, "def evaluate(net, params, state, data, bufs, batch):")
-    emit(1, "none = np.zeros(0, dtype=data.X.dtype)")
-    emit(1, f"return batches({_EVALUATE}, net, params, state, data, bufs, batch, "
-            "none.reshape(0, 0), none, NO, ZERO)")
+    emit(1, f"return _pass({_EVALUATE}, net, params, state, data, bufs, batch, NO_OUT, "
+            "np.zeros(0, dtype=T), False, 0)")
     emit(0, "")
     emit(0, "")
     emit(0, "def loss_and_grads(net, params, state, data, bufs, grads, training, dropout_step):")
-    emit(1, f"return batches({_GRADS}, net, params, state, data, bufs, data.X.shape[0], "
-            "grads[:0].reshape(0, 0), grads, np.bool_(training), np.int64(dropout_step))[0]")
+    emit(1, f"return _pass({_GRADS}, net, params, state, data, bufs, data.X.shape[0], NO_OUT, "
+            "grads, training, dropout_step)[0]")
 
 
 def source(plan, loss_code, opt_code, dtype_name, fold=True, weighted=False, l2=False):
@@ -380,12 +447,12 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True, weighted=False, l2=
     emit = S._Src()
     k = int(plan[plan.shape[0] - 1, P.N_OUT])
     _emit_header(emit, dtype_name)
+    fold = fold and opt_code == P.SGD and not l2
     _emit_forward(emit, plan)
     emit(0, "")
-    _emit_train(emit, plan, loss_code, opt_code, k, fold and opt_code == P.SGD and not l2,
-                weighted, l2)
-    emit(0, "")
-    _emit_eval(emit, plan, loss_code, k)
+    _emit_loss_count(emit, loss_code, k, weighted)
+    _emit_backward(emit, plan, fold)
+    _emit_kernel(emit, plan, loss_code, opt_code, k, fold, weighted, l2)
     return "\n".join(emit.lines) + "\n"
 
 
