@@ -97,10 +97,10 @@ def _emit_forward(emit, ind, plan, training):
         elif kind == P.ACT:
             emit(ind, f"for c in range({n_out}):")
             _emit_act(emit, ind + 1, act, _inp(r, plan, "c"), f"ws[{o} + c]")
-        elif training:          # True, or "flag": the ``training`` argument decides
+        elif training:
             a = int(plan[r, P.AUX])
             emit(ind, f"p = pf[{r}, {P.F_A}]")
-            emit(ind, "if training and p > 0.0:" if training == "flag" else "if p > 0.0:")
+            emit(ind, "if p > 0.0:")
             emit(ind + 1, f"base = stream_base(plan[{r}, {P.KEY}], n_drop)")
             emit(ind + 1, "scale = T(1.0 / (1.0 - p))")
             emit(ind + 1, f"for c in range({n_out}):")
@@ -306,7 +306,7 @@ def _emit_evaluate(emit, plan):
     emit(2, "if stop_correct > 0:")
     emit(3, "right = 0")
     emit(3, "for i in range(n):")
-    emit(4, "fwd(plan, pf, params, X, i, ws, NO, ZERO)")
+    emit(4, "fwd(params, X, i, ws)")
     emit(4, "if correct_one(ws, Yf, Yi, i, threshold):")
     emit(5, "right += 1")
     emit(3, "if right >= stop_correct:")
@@ -337,10 +337,27 @@ def _emit_header(emit, dtype_name, k, o_last, loss_code):
     emit(0, "from fastbp.kernels.rng import stream_base, uniform53_at")
     emit(0, "from fastbp.plan import Buffers, Data, Optim, Run, Tensors")
     emit(0, f"T = np.{dtype_name}")
-    emit(0, "YES, NO, ZERO = np.bool_(True), np.bool_(False), np.int64(0)")
-    emit(0, "INNER = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)   # called from kernels only")
+    emit(0, "ZERO = np.int64(0)")
+    # functions only the kernels call: no wrappers for calls from Python
+    emit(0, "INNER = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)")
     emit(0, "")
     _emit_count_correct(emit, k, o_last, loss_code)
+
+
+def _emit_stand_ins(emit):
+    """What an eval pass gives the one entry point ``kernel`` in place of the
+    training-only arguments: no output rows, no sample order, no optimizer, and
+    ``eval_run()``, whose ``losses[0]`` and ``corrects[0]`` receive the pass's
+    loss and count. Their types are the training call's, so one compile serves both."""
+    emit(0, "NO_OUT, NO_ORDER = np.zeros((0, 0), dtype=T), np.zeros((0, 0), dtype=np.int64)")
+    emit(0, "NO_OPT = Optim(0, np.zeros(0), 0.0)")
+    emit(0, "")
+    emit(0, "")
+    emit(0, "def eval_run():")
+    emit(1, "return Run(NO_ORDER, np.zeros(0), 0, np.zeros(1, dtype=np.int64), np.zeros(1), "
+            "np.zeros(1, dtype=np.int64))")
+    emit(0, "")
+    emit(0, "")
 
 
 def _load(prefix, key, make_text):

@@ -6,8 +6,9 @@ for why), and for a small network (:func:`fastbp.kernels.specialize.small`) the
 eval passes ``predict``, ``evaluate`` and ``loss_and_grads`` in the same compiled
 function, ``kernel``, so that after a per-sample fit they need no compile of their
 own. :func:`eval_source` writes those eval passes as a module of their own, for
-networks trained in mini-batches or not at all. Both call ``fwd``, the forward
-pass of one row, emitted once (:func:`emit_fwd`) for training and eval passes.
+networks trained in mini-batches or not at all. Their eval passes, and the
+training kernel's accuracy check, call ``fwd``, the eval-mode forward pass of
+one row (:func:`emit_fwd`); the training step has its forward pass written in.
 
 The eval loss is the batch kernels' up to the order of the additions; each row's
 gradient (scaled by 1/n unless the loss sums) is backpropagated into ``grads``.
@@ -25,10 +26,10 @@ def backprop(plan):
 
 
 def emit_fwd(emit, plan):
-    """``fwd``: the forward pass of row i of X (Dropout active when ``training``)."""
+    """``fwd``: the eval-mode forward pass of row i of X."""
     emit(0, "@njit(**INNER)")
-    emit(0, "def fwd(plan, pf, params, X, i, ws, training, n_drop):")
-    S._emit_forward(emit, 1, plan, "flag")
+    emit(0, "def fwd(params, X, i, ws):")
+    S._emit_forward(emit, 1, plan, training=False)
     emit(1, "return")
     emit(0, "")
 
@@ -43,7 +44,7 @@ def emit_rows(emit, ind, plan, loss_code, k, o_last):
     emit(ind, "total = 0.0")
     emit(ind, "correct = 0")
     emit(ind, "for i in range(n):")
-    emit(ind + 1, "fwd(plan, pf, params, X, i, ws, NO, ZERO)")
+    emit(ind + 1, "fwd(params, X, i, ws)")
     emit(ind + 1, f"if mode == {_PREDICT}:")
     emit(ind + 2, f"for c in range({k}):")
     if loss_code == P.BCE:          # the sigmoid the loss folded away
@@ -93,13 +94,11 @@ def eval_source(plan, loss_code, dtype_name):
     ``loss_and_grads`` for this plan (laid out for one row) and loss, all three
     through ``rows`` (one function, so one compile)."""
     emit, k, o_last = S._start(plan, loss_code, dtype_name)
-    emit(0, "from fastbp.plan import Data")
-    emit(0, "")
     emit_fwd(emit, plan)
     emit(0, "")
     emit(0, "@njit")
     emit(0, "def rows(mode, net, params, data, ws, ga, out, grads):")
-    emit(1, "plan, pf, lf, threshold = net.plan, net.pf, net.lf, net.threshold")
+    emit(1, "lf, threshold = net.lf, net.threshold")
     emit(1, "X, Yf, Yi = data.X, data.Yf, data.Yi")
     S._emit_loss_settings(emit, loss_code, k)
     emit_rows(emit, 1, plan, loss_code, k, o_last)
@@ -153,7 +152,9 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True):
     emit(2, "correct = 0")
     emit(2, "for s in range(n):")
     emit(3, "i = order[row, s]")
-    emit(3, "fwd(plan, pf, params, X, i, ws, YES, n_drop)")
+    # the training step's forward pass written in (a call here costs ~10% per sample);
+    # the eval passes and the accuracy check call ``fwd``
+    S._emit_forward(emit, 3, plan, training=True)
     S._emit_loss_and_grad(emit, 3, loss_code, k, o_last)
     emit(3, "if not math.isfinite(loss):")
     emit(4, "losses[e] = loss")
@@ -175,10 +176,7 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True):
     S._emit_return(emit, 1, f"lrs.shape[0], {P.STATUS_DONE}")
     emit(0, "")
     emit(0, "")
-    emit(0, "NO_OUT, NO_ORDER = np.zeros((0, 0), dtype=T), np.zeros((0, 0), dtype=np.int64)")
-    emit(0, "NO_OPT = Optim(0, np.zeros(0), 0.0)")
-    emit(0, "")
-    emit(0, "")
+    S._emit_stand_ins(emit)
     emit(0, "def train_epochs_online(net, t, opt, data, bufs, run):")
     emit(1, f"return kernel({S._TRAIN}, net, t, opt, data, bufs, run, NO_OUT)")
     if rows:
@@ -186,8 +184,7 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True):
         emit(0, "")
         emit(0, "def _rows(mode, net, params, data, ws, ga, out, grads):")
         emit(1, "none = np.zeros(0, dtype=T)")
-        emit(1, "run = Run(NO_ORDER, np.zeros(0), 0, np.zeros(1, dtype=np.int64), np.zeros(1), "
-                "np.zeros(1, dtype=np.int64))")
+        emit(1, "run = eval_run()")
         emit(1, "bufs = Buffers(ws, ga, none, NO_OUT, NO_OUT, np.zeros(0, dtype=np.int64), none, "
                 "none)")
         emit(1, "kernel(mode, net, Tensors(params, grads, none, none, none, "
