@@ -7,8 +7,8 @@ write the same loop's steps as Python source with every size, offset,
 activation, the loss and the optimizer baked in as constants, so LLVM unrolls
 the small loops and keeps values in registers; :mod:`fastbp.kernels.specialize_online`
 puts them together (and :mod:`fastbp.kernels.specialize_batch` reuses the
-activation and optimizer steps). It compiles as one function and its forward
-pass (the generic path compiles a dozen helpers), which cuts the cold first-call time.
+activation and optimizer steps). A generated kernel compiles as a function or
+two (the generic path compiles a dozen helpers), which cuts the cold first-call time.
 
 The module runs from the text generated here (:func:`fastbp._cache.load_generated`);
 a copy named by a hash of that text goes to fastbp's private, versioned cache

@@ -134,9 +134,10 @@ def _emit_outputs(emit, ind, k):
 
 
 def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
-    """:func:`fastbp.kernels.dense.dense_backward` (``dense_backward_sgd`` with fold)
-    of row r, after its activation's gradient: ``d`` is d loss / d output. fold:
-    False, True, or ``"flag"`` (both, chosen by the ``fold`` argument at run time)."""
+    """:func:`fastbp.kernels.dense.dense_backward` of row r, after its activation's
+    gradient: ``d`` is d loss / d output. fold (a plain-SGD module): also
+    ``dense_backward_sgd``, the weights stepped in place, where the ``fold``
+    argument asks at run time."""
     n_in, n_out = int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
     pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
     x = _rows(r - 1)
@@ -151,10 +152,10 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
             (3, "acc += d[i, c] * W[j, c]"),
             (2, "dx[i, j] = acc")],
             "_xgemm(N_, T_, 1.0, d, W, 0.0, dx)")
-    if fold == "flag":
-        emit(ind, "if fold:")
+    grad_ind = ind
     if fold:                    # W += -lr * x.T @ d
-        _emit_product(emit, ind + (fold == "flag"), n_in * n_out, [
+        emit(ind, "if fold:")
+        _emit_product(emit, ind + 1, n_in * n_out, [
             (0, f"for j in range({n_in}):"),
             (1, f"for c in range({n_out}):"),
             (2, "acc = T(0)"),
@@ -162,21 +163,19 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
             (3, f"acc += {x}[i, j] * d[i, c]"),
             (2, "W[j, c] -= lrf * acc")],
             f"_xgemm(T_, N_, -lr, {x}, d, 1.0, W)")
-    if fold == "flag":
         emit(ind, "else:")
-    if fold != True:            # noqa: E712 (False or "flag")
-        i2 = ind + (fold == "flag")
-        emit(i2, f"dW = _view2d(grads, {pa}, {n_in}, {n_out})")
-        _emit_product(emit, i2, n_in * n_out, [
-            (0, f"for j in range({n_in}):"),
-            (1, f"for c in range({n_out}):"),
-            (2, "dW[j, c] = T(0)"),
-            (0, "for i in range(b):"),
-            (1, f"for j in range({n_in}):"),
-            (2, f"xv = {x}[i, j]"),
-            (2, f"for c in range({n_out}):"),
-            (3, "dW[j, c] += xv * d[i, c]")],
-            f"_xgemm(T_, N_, 1.0, {x}, d, 0.0, dW)")
+        grad_ind = ind + 1
+    emit(grad_ind, f"dW = _view2d(grads, {pa}, {n_in}, {n_out})")
+    _emit_product(emit, grad_ind, n_in * n_out, [
+        (0, f"for j in range({n_in}):"),
+        (1, f"for c in range({n_out}):"),
+        (2, "dW[j, c] = T(0)"),
+        (0, "for i in range(b):"),
+        (1, f"for j in range({n_in}):"),
+        (2, f"xv = {x}[i, j]"),
+        (2, f"for c in range({n_out}):"),
+        (3, "dW[j, c] += xv * d[i, c]")],
+        f"_xgemm(T_, N_, 1.0, {x}, d, 0.0, dW)")
     if pb >= 0:                 # the bias gradient: column sums, rows in order
         emit(ind, f"for c in range({n_out}):")
         emit(ind + 1, f"grads[{pb} + c] = T(0)")
@@ -187,14 +186,13 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
 
 
 def _emit_fold_step(emit, ind, fold, off, n):
-    """The plain-SGD step of params[off:off + n] from its gradient, where fold asks."""
+    """In a plain-SGD module (fold), the step of params[off:off + n] from its gradient
+    where the ``fold`` argument asks."""
     if not fold:
         return
-    if fold == "flag":
-        emit(ind, "if fold:")
-        ind += 1
-    emit(ind, f"for c in range({n}):")
-    emit(ind + 1, f"params[{off} + c] -= lrf * grads[{off} + c]")
+    emit(ind, "if fold:")
+    emit(ind + 1, f"for c in range({n}):")
+    emit(ind + 2, f"params[{off} + c] -= lrf * grads[{off} + c]")
 
 
 def _emit_backward(emit, plan, fold):
@@ -205,7 +203,6 @@ def _emit_backward(emit, plan, fold):
     serves both, so it compiles once."""
     emit(0, "@njit(**INNER)")
     emit(0, "def backward(plan, pf, params, grads, ws, ga, gb, h0, b, fold, lr, lrf):")
-    fold = "flag" if fold else False
     ind = 1
     cur, nxt = "ga", "gb"
     for r in range(plan.shape[0]):      # the views of every row's output

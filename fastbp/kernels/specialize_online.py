@@ -111,8 +111,8 @@ def eval_source(plan, loss_code, dtype_name):
 
 def source(plan, loss_code, opt_code, dtype_name, fold=True):
     """The Python source of a ``train_epochs_online`` for this plan, loss and optimizer,
-    and (for a small network, :func:`small`) the row-at-a-time ``predict``, ``evaluate``
-    and ``loss_and_grads`` (:func:`emit_rows`).
+    and (for a small network, :func:`fastbp.kernels.specialize.small`) the row-at-a-time
+    ``predict``, ``evaluate`` and ``loss_and_grads`` (:func:`emit_rows`).
 
     fold (with SGD): no momentum and no weight decay, so each weight steps where
     its gradient is formed (:func:`fastbp.kernels.network.train_epochs`' fold);
@@ -135,7 +135,7 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True):
     S._emit_loss_settings(emit, loss_code, k)
     if rows:
         emit(1, f"if mode != {S._TRAIN}:")
-        emit_rows(lambda i, text: emit(i + 1, text), 1, plan, loss_code, k, o_last)
+        emit_rows(emit, 2, plan, loss_code, k, o_last)
         emit(2, "losses[0] = total")
         emit(2, "corrects[0] = correct")
         emit(2, "return ZERO, ZERO")
@@ -202,7 +202,11 @@ def eval_kernels(plan, loss_code, dtype_name):
     if not S.ENABLED or not S.supports(plan) or not S.small(plan):
         return None
     key = ("eval", plan.tobytes(), plan.shape, loss_code, dtype_name)
-    module = S._load("fastbp_eval", key, lambda: eval_source(plan, loss_code, dtype_name))
+    return _eval_fns(S._load("fastbp_eval", key, lambda: eval_source(plan, loss_code, dtype_name)))
+
+
+def _eval_fns(module):
+    """A generated module's (predict, evaluate, loss_and_grads or None)."""
     return module.predict, module.evaluate, getattr(module, "loss_and_grads", None)
 
 
@@ -217,6 +221,6 @@ def kernel(plan, loss_code, opt_code, dtype_name, fold=True):
     module = S._load("fastbp_online", key,
                      lambda: source(plan, loss_code, opt_code, dtype_name, fold))
     train = module.train_epochs_online
-    if S.small(plan):         # its eval passes, compiled with it (see eval_kernels)
-        train.rows = (module.predict, module.evaluate, getattr(module, "loss_and_grads", None))
+    if hasattr(module, "predict"):      # its eval passes, compiled with it (see eval_kernels)
+        train.rows = _eval_fns(module)
     return train
