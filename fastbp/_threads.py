@@ -19,17 +19,16 @@ saved sizes, whatever order they finish in.
 
 ``FASTBP_BLAS_THREADS=N`` fixes the count for every call (0: never limit).
 """
-import contextlib
 import threading
 
 from . import _config
 from . import plan as P
 
 SMALL_STEP = 1 << 25        # multiply-adds per batch step below which BLAS gets one thread
-_controller = None
+_pools = None              # [(get, set) thread-count functions of a BLAS], see _blas
 _lock = threading.Lock()
 _users = 0                  # calls inside limit() now
-_held = None                # ([(BLAS controller, its size before)], n in force)
+_held = None                # ([((get, set), the pool's size before)], n in force)
 
 
 def step_macs(plan, batch):
@@ -48,27 +47,53 @@ def threads_for(macs, batch):
     return 1 if macs < SMALL_STEP else None
 
 
-@contextlib.contextmanager
-def limit(n):
-    """Hold every loaded BLAS to ``n`` threads inside the block (None: no change)."""
-    if n is None:
-        yield
-        return
-    _enter(n)
-    try:
-        yield
-    finally:
-        _leave()
+class limit:
+    """Hold every loaded BLAS to ``n`` threads inside the ``with`` block (None: no change)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        if self.n is not None:
+            _enter(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.n is not None:
+            _leave()
+        return False
 
 
 def _blas():
-    """threadpoolctl's controllers of the BLAS libraries loaded now (found once)."""
-    global _controller
-    if _controller is None:
+    """(get, set) thread-count functions of each BLAS library loaded now (found once).
+
+    For OpenBLAS with its own threads these are its process-wide C calls
+    ``openblas_get/set_num_threads``: a few hundred nanoseconds instead of
+    threadpoolctl's few microseconds, and they act whichever Python thread
+    calls them (the bookkeeping here holds its own lock). Any other library
+    goes through its threadpoolctl controller.
+    """
+    global _pools
+    if _pools is None:
         import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's kernels call)
         from threadpoolctl import ThreadpoolController
-        _controller = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _controller
+        _pools = [_pool_fns(lc) for lc in
+                  ThreadpoolController().select(user_api="blas").lib_controllers]
+    return _pools
+
+
+def _pool_fns(lc):
+    if lc.internal_api == "openblas" and getattr(lc, "threading_layer", None) != "openmp":
+        try:
+            get = lc._get_symbol("openblas_get_num_threads")
+            put = lc._get_symbol("openblas_set_num_threads")
+        except AttributeError:          # a threadpoolctl without the symbol helper
+            get = put = None
+        if get is not None and put is not None:
+            return get, put
+    return lc.get_num_threads, lc.set_num_threads
 
 
 def _enter(n):
@@ -76,15 +101,16 @@ def _enter(n):
     with _lock:
         if _held is None:
             # each pool's size now, to restore; only pools above n are changed
-            saved = [(lc, lc.get_num_threads()) for lc in _blas()]
-            for lc, size in saved:
+            saved = [(fns, fns[0]()) for fns in _blas()]
+            for (_, put), size in saved:
                 if size is None or size > n:
-                    lc.set_num_threads(n)
+                    put(n)
             _held = (saved, n)
         elif n < _held[1]:          # a smaller limit inside a larger one: lower it
-            for lc, size in _held[0]:
-                if lc.get_num_threads() > n:
-                    lc.set_num_threads(n)
+            for (get, put), _ in _held[0]:
+                size = get()
+                if size is None or size > n:
+                    put(n)
             _held = (_held[0], n)
         _users += 1
 
@@ -94,7 +120,7 @@ def _leave():
     with _lock:
         _users -= 1
         if _users == 0:
-            for lc, size in _held[0]:
-                if size is not None and lc.get_num_threads() != size:
-                    lc.set_num_threads(size)
+            for (get, put), size in _held[0]:
+                if size is not None and get() != size:
+                    put(size)
             _held = None

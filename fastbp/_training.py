@@ -7,6 +7,7 @@ per call for :class:`Rollback`, and hands each finished call to the
 callbacks of :mod:`fastbp._callbacks`. Ctrl-C handling (:class:`CtrlC`,
 :func:`interruptible`) lives here too.
 """
+import _signal      # signal.signal without the enum conversions (a few us per fit)
 import math
 import signal
 import threading
@@ -299,7 +300,7 @@ class CtrlC:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, self._handler)
+            self.old = _signal.signal(signal.SIGINT, self._handler)
         return self
 
     def _handler(self, signum, frame):
@@ -309,7 +310,7 @@ class CtrlC:
 
     def __exit__(self, *exc):
         if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
+            _signal.signal(signal.SIGINT, self.old)
         return False
 
 

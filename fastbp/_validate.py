@@ -52,6 +52,8 @@ def check_bool(value, name):
 # --------------------------------------------------------------------------- arrays
 def as_float_array(a, name, dtype):
     """``a`` as a C-contiguous float array of ``dtype``; rejects non-numeric input."""
+    if type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous:
+        return a                        # already what the kernels take: nothing to convert
     if isinstance(a, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array, got a string")
     try:
@@ -66,6 +68,8 @@ def as_float_array(a, name, dtype):
 
 def all_finite(X, block=1 << 18):
     """``np.isfinite(X).all()`` for a 2-D X, a block of rows at a time (no n x d temporary)."""
+    if X.size <= block:
+        return bool(np.isfinite(X).all())
     rows = max(1, block // max(1, X.shape[1]))
     return all(np.isfinite(X[i:i + rows]).all() for i in range(0, X.shape[0], rows))
 

@@ -220,3 +220,38 @@ def test_waiting_call_runs_after_the_fit(tmp_path, call):
 
     _in_threads(fit, other)
     assert events == ["fit-start", "fit-end", call]
+
+
+def test_a_blas_limit_left_by_another_thread_is_restored():
+    """The limit entered in one thread and left last in another (two models' calls
+    overlapping that way) still puts every BLAS pool back as it was."""
+    import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS fastbp limits)
+    from fastbp import _threads
+    before = _blas_threads()
+    if all(n == 1 for _, n in before):
+        pytest.skip("BLAS runs one thread already: a leaked limit of 1 would not show")
+    first, second = _threads.limit(1), _threads.limit(1)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def a():
+        first.__enter__()
+        a_in.set()
+        b_in.wait()
+        seen.append(_blas_threads())
+        first.__exit__(None, None, None)
+        a_out.set()
+
+    def b():
+        a_in.wait()
+        second.__enter__()
+        b_in.set()
+        a_out.wait()
+        second.__exit__(None, None, None)
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(n == 1 for _, n in seen[0]), seen
+    assert _blas_threads() == before
