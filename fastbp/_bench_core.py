@@ -17,7 +17,7 @@ REFERENCE = "reference (numpy)"
 TORCH = "torch eager"
 SKLEARN = "sklearn MLPClassifier"
 GEMMS = "its GEMMs alone (np.matmul)"
-GEMMS_SCIPY = "its GEMMs alone (SciPy BLAS)"
+GEMMS_OWN = "its GEMMs alone (the BLAS its kernels call)"
 FASTBP_ONE_CALL = "fastbp (numba), 1 epoch per fit call"
 
 ONE_THREAD = "1 thread per pool (threadpoolctl limits=1, torch.set_num_threads(1))"
@@ -107,8 +107,8 @@ def one_thread():
 
 
 def load_pools():
-    """Load the BLAS libraries (NumPy's, and SciPy's that Numba's np.dot calls) and
-    PyTorch before any thread limit is set, so threadpoolctl sees all of them."""
+    """Load the BLAS libraries (NumPy's, and SciPy's that Numba loads) and PyTorch
+    before any thread limit is set, so threadpoolctl sees all of them."""
     import scipy.linalg  # noqa: F401  (SciPy's OpenBLAS)
 
     import fastbp.kernels  # noqa: F401

@@ -169,7 +169,7 @@ class StepGemms:
     into preallocated arrays so nothing else is timed. ``blas="numpy"`` uses
     ``np.matmul(out=)`` (NumPy's BLAS; ``np.dot(out=)`` takes a slow non-BLAS
     path for some transposed operands); ``blas="scipy"`` calls SciPy's ``?gemm``,
-    the library Numba's ``np.dot`` uses.
+    the one fastbp's kernels call where NumPy bundles no BLAS (:mod:`fastbp._blas`).
     """
 
     def __init__(self, sizes, batch, dtype, blas="numpy"):

@@ -10,8 +10,9 @@ victim's process. So fastbp never lets Numba choose:
 
 - :func:`key` hashes every source the kernels are built from (``KEY_SOURCES``:
   all of ``fastbp/kernels``, the generated-source template included, plus
-  ``plan.py``, ``_config.py`` and this file), the compile flags and the
-  Numba, llvmlite, NumPy and Python versions. Everything cached lives in
+  ``plan.py``, ``_config.py``, ``_blas.py`` and this file), the compile flags,
+  the Numba, llvmlite, NumPy and Python versions and which BLAS the kernels
+  call (:func:`fastbp._blas.identity`). Everything cached lives in
   ``<private folder>/<key>/``: a change of any of them starts a new folder,
   and nothing compiled under another key is ever read.
 - the private folder is the first of ``$FASTBP_CACHE_DIR``,
@@ -33,7 +34,7 @@ victim's process. So fastbp never lets Numba choose:
 The settings this module follows (``FASTBP_NUMBA_CACHE``, the compile flags,
 ``FASTBP_CACHE_DIR``, ``FASTBP_COMPILE_NOTICE``) are read by
 :mod:`fastbp._config`, which hands them over through :func:`configure` when it
-is imported; this module imports nothing else of fastbp.
+is imported; this module imports nothing else of fastbp but :mod:`fastbp._blas`.
 """
 import functools
 import glob
@@ -51,7 +52,7 @@ import types
 from contextlib import contextmanager
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
-KEY_SOURCES = ("kernels/**/*.py", "plan.py", "_config.py", "_cache.py")
+KEY_SOURCES = ("kernels/**/*.py", "plan.py", "_config.py", "_cache.py", "_blas.py")
 _STALE_SECONDS = 7 * 24 * 3600      # other keys' folders unused this long are removed
 _lock = threading.RLock()
 _said = set()                       # one-line notices already printed
@@ -91,6 +92,8 @@ def key():
     import numba
     import numpy
 
+    from . import _blas
+
     digest = hashlib.sha256()
     files = sorted({p for pattern in KEY_SOURCES
                     for p in glob.glob(os.path.join(_PKG, pattern), recursive=True)})
@@ -101,7 +104,8 @@ def key():
     flags = sorted((k, repr(v)) for k, v in compile_flags.items() if k != "cache")
     digest.update(repr(flags).encode())
     digest.update(f"numba {numba.__version__} llvmlite {llvmlite.__version__} "
-                  f"numpy {numpy.__version__} python {sys.version}".encode())
+                  f"numpy {numpy.__version__} python {sys.version} "
+                  f"blas {_blas.identity()}".encode())
     return digest.hexdigest()[:16]
 
 

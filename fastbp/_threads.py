@@ -1,7 +1,7 @@
 """How many BLAS threads fastbp's calls use.
 
-Numba's ``np.dot`` calls SciPy's OpenBLAS; NumPy calls its own. Both keep a
-pool of threads that spin for a while after each product. For the small
+fastbp's kernels call NumPy's OpenBLAS (or SciPy's, see :mod:`fastbp._blas`),
+which keeps a pool of threads that spin for a while after each product. For the small
 products of a small network, threads cost more than they save, and on a
 shared or busy machine a spinning pool competing for cores is a cliff:
 measured here on 2 cores, a 64-128-64-10 epoch took 30 ms with one BLAS
@@ -77,8 +77,11 @@ def _blas():
     """
     global _pools
     if _pools is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's kernels call)
         from threadpoolctl import ThreadpoolController
+
+        from . import _blas
+        if _blas.cblas() is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call then)
         _pools = [_pool_fns(lc) for lc in
                   ThreadpoolController().select(user_api="blas").lib_controllers]
     return _pools

@@ -2,17 +2,23 @@
 
 Products of fewer than ``SMALL_GEMM`` multiply-adds run as plain loops (a BLAS
 call costs about a microsecond before it does any work); larger ones call
-BLAS ``?gemm`` directly (SciPy's, the library ``np.dot`` uses), with its
+BLAS ``?gemm`` directly (NumPy's own, see :mod:`fastbp._blas`), with its
 transpose flags, leading dimensions and alpha/beta: no operand is copied, no
 output allocated, and an SGD step folds into the weight-gradient product
 (``W += -lr * x.T @ dout`` is one GEMM with beta = 1).
 """
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from .. import _blas
 from .._config import SMALL_GEMM, njit
+
+CBLAS = _blas.cblas()       # NumPy's own ?gemm, made known to the JIT's linker by name
+if CBLAS is not None:
+    for _dt, _name in _blas.NAMES.items():
+        binding.add_symbol(_name, CBLAS[_dt])
 
 # Transpose flags as typed values: literal 0/1 would compile _matmul once per pair.
 _N, _T = np.int64(0), np.int64(1)
@@ -20,62 +26,68 @@ _N, _T = np.int64(0), np.int64(1)
 
 @intrinsic
 def _xgemm(typingctx, transa, transb, alpha, a, b, beta, c):
-    """Column-major BLAS ``?gemm``: c = alpha * op(a) @ op(b) + beta * c.
+    """BLAS ``?gemm`` on row-major operands: c = alpha * op(a) @ op(b) + beta * c.
 
-    Calls Numba's ``numba_xxgemm`` helper (SciPy's BLAS, the one ``np.dot``
-    uses) by symbol name, so the compiled kernel can be cached. ``transa`` /
-    ``transb``: 0 or 1; ``a``, ``b``, ``c``: arrays of one float dtype whose
-    rows are contiguous (see :func:`_gemm_rm`). alpha and beta live on the
-    stack of the calling kernel: nothing is allocated.
+    Calls, by symbol name (so the compiled kernel can be cached), NumPy's own
+    CBLAS ``?gemm`` where it has one (:mod:`fastbp._blas`), else Numba's
+    ``numba_xxgemm`` helper (SciPy's BLAS). ``transa`` / ``transb``: 0 or 1;
+    ``a``, ``b``, ``c``: arrays of one float dtype whose rows are contiguous
+    (see :func:`_gemm_rm`). Nothing is allocated.
     """
-    dtype = c.dtype
     sig = types.void(transa, transb, alpha, a, b, beta, c)
 
     def codegen(context, builder, signature, args):
         ta, tb, al, A, B, be, C = args
-        aty, bty, cty = signature.args[3], signature.args[4], signature.args[6]
-        arr_a = context.make_array(aty)(context, builder, A)
-        arr_b = context.make_array(bty)(context, builder, B)
-        arr_c = context.make_array(cty)(context, builder, C)
+        dtype = signature.args[6].dtype
         intp = context.get_value_type(types.intp)
+        llty = context.get_value_type(dtype)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(llty))
+        one = ir.Constant(intp, 1)
+
+        def operand(i, value):      # (rows, columns, leading dimension, data pointer)
+            arr = context.make_array(signature.args[i])(context, builder, value)
+            rows, cols = cgutils.unpack_tuple(builder, arr.shape, 2)
+            ld = builder.sdiv(cgutils.unpack_tuple(builder, arr.strides, 2)[0], itemsize)
+            ld = builder.select(builder.icmp_signed("<", ld, one), one, ld)
+            return rows, cols, ld, arr.data
+
+        def flag(i, value):
+            return builder.icmp_signed("!=", context.cast(builder, value, signature.args[i],
+                                                          types.intp), ir.Constant(intp, 0))
+
+        ra, ca, lda, pa = operand(3, A)
+        _, _, ldb, pb = operand(4, B)
+        rc, cc, ldc, pc = operand(6, C)
+        ta_b, tb_b = flag(0, ta), flag(1, tb)
+        k = builder.select(ta_b, ra, ca)
+        al = context.cast(builder, al, signature.args[2], dtype)
+        be = context.cast(builder, be, signature.args[5], dtype)
+        if CBLAS is not None:
+            i32 = ir.IntType(32)
+            ptr = llty.as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, intp, intp, intp, llty, ptr,
+                                                   intp, ptr, intp, llty, ptr, intp])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, _blas.NAMES[str(dtype)])
+            trans = lambda f: builder.select(f, ir.Constant(i32, _blas.TRANS),  # noqa: E731
+                                             ir.Constant(i32, _blas.NO_TRANS))
+            builder.call(fn, (ir.Constant(i32, _blas.ROW_MAJOR), trans(ta_b), trans(tb_b),
+                              rc, cc, k, al, pa, lda, pb, ldb, be, pc, ldc))
+            return context.get_dummy_value()
+        # Numba's helper is column-major: row-major C (m, n) = op(A) (m, k) @ op(B) (k, n)
+        # is column-major C^T = op(B)^T @ op(A)^T, B first, each with its own flag.
         char = ir.IntType(8)
-        voidp = ir.IntType(8).as_pointer()
+        voidp = char.as_pointer()
         fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp,
                                                  voidp, intp, voidp, intp, voidp, voidp, intp])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        llty = context.get_value_type(dtype)
-        al = context.cast(builder, al, signature.args[2], dtype)
-        be = context.cast(builder, be, signature.args[5], dtype)
         p_al = cgutils.alloca_once_value(builder, al)
         p_be = cgutils.alloca_once_value(builder, be)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(llty))
-
-        def rows_cols_ld(arr):
-            shape = cgutils.unpack_tuple(builder, arr.shape, 2)
-            strides = cgutils.unpack_tuple(builder, arr.strides, 2)
-            return shape[0], shape[1], builder.sdiv(strides[0], itemsize)
-
-        ra, ca, lda = rows_cols_ld(arr_a)
-        rb, cb, ldb = rows_cols_ld(arr_b)
-        rc, cc, ldc = rows_cols_ld(arr_c)
-        n_t = ir.Constant(char, ord("n"))
-        t_t = ir.Constant(char, ord("t"))
-        one = context.get_constant(types.intp, 1)
-        ta_b = builder.icmp_signed("!=", context.cast(builder, ta, signature.args[0], types.intp),
-                                   ir.Constant(intp, 0))
-        tb_b = builder.icmp_signed("!=", context.cast(builder, tb, signature.args[1], types.intp),
-                                   ir.Constant(intp, 0))
-        # Row-major C (m, n) = op(A) (m, k) @ op(B) (k, n) is column-major
-        # C^T = op(B)^T @ op(A)^T: B goes first, each with its own flag.
-        k = builder.select(ta_b, ra, ca)
+        tr = lambda f: builder.select(f, ir.Constant(char, ord("t")),  # noqa: E731
+                                      ir.Constant(char, ord("n")))
         kind = ir.Constant(char, ord("d" if dtype == types.float64 else "s"))
-        mx = lambda v: builder.select(builder.icmp_signed("<", v, one), one, v)  # noqa: E731
-        builder.call(fn, (kind, builder.select(tb_b, t_t, n_t), builder.select(ta_b, t_t, n_t),
-                          cc, rc, k, builder.bitcast(p_al, voidp),
-                          builder.bitcast(arr_b.data, voidp), mx(ldb),
-                          builder.bitcast(arr_a.data, voidp), mx(lda),
-                          builder.bitcast(p_be, voidp), builder.bitcast(arr_c.data, voidp),
-                          mx(ldc)))
+        builder.call(fn, (kind, tr(tb_b), tr(ta_b), cc, rc, k, builder.bitcast(p_al, voidp),
+                          builder.bitcast(pb, voidp), ldb, builder.bitcast(pa, voidp), lda,
+                          builder.bitcast(p_be, voidp), builder.bitcast(pc, voidp), ldc))
         return context.get_dummy_value()
 
     return sig, codegen
