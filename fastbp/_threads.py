@@ -1,7 +1,7 @@
 """How many BLAS threads fastbp's calls use.
 
 fastbp's kernels call NumPy's OpenBLAS (or SciPy's, see :mod:`fastbp._blas`),
-which keeps a pool of threads that spin for a while after each product. For the small
+whose pool of threads spins for a while after each product. For the small
 products of a small network, threads cost more than they save, and on a
 shared or busy machine a spinning pool competing for cores is a cliff:
 measured here on 2 cores, a 64-128-64-10 epoch took 30 ms with one BLAS
