@@ -15,6 +15,7 @@ import ctypes
 import functools
 import glob
 import os
+import sys
 
 import numpy as np
 
@@ -44,3 +45,32 @@ def identity():
     """Which BLAS the kernels call, for the cache key."""
     found = cblas()
     return "numba_xxgemm (SciPy)" if found is None else os.path.basename(found["path"])
+
+
+def defer_numba_blas_check():
+    """Let Numba load its CPU registries without importing ``scipy.linalg``, where the
+    kernels call NumPy's BLAS.
+
+    When Numba first loads its registries (at a process's first compile or
+    cache load), ``numba.np.arraymath`` imports ``scipy.linalg.cython_blas``
+    to learn whether ``np.dot`` may call a BLAS: 0.3 s, about half of a warm
+    first fit. fastbp's kernels never compile ``np.dot``, and fastbp depends on
+    SciPy, so the answer is known to be yes. This answers that one question
+    without the import: the stand-in puts Numba's own check back the moment it
+    is called, so any later use of Numba's BLAS (an ``np.dot`` in the user's
+    own code) runs the real check and imports SciPy as before. Nothing is done
+    where the kernels call SciPy's BLAS, or once Numba's registries are loaded.
+    """
+    if cblas() is None or "numba.np.arraymath" in sys.modules:
+        return
+    from numba.np import linalg
+
+    check = linalg.ensure_blas
+    if getattr(check, "fastbp_stand_in", False):
+        return
+
+    def stand_in():
+        linalg.ensure_blas = check
+
+    stand_in.fastbp_stand_in = True
+    linalg.ensure_blas = stand_in

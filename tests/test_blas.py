@@ -73,3 +73,29 @@ def test_either_blas_trains_the_same_model(dtype, tmp_path):
     np.testing.assert_allclose(here, ref.params, rtol=tol, atol=tol)
     folders = os.listdir(tmp_path / "cache")
     assert len([f for f in folders if not f.startswith(".")]) == 2, folders
+
+
+@pytest.mark.skipif(_blas.cblas() is None, reason="this NumPy bundles no OpenBLAS of its own")
+def test_a_fit_does_not_import_scipy_linalg_and_numba_keeps_its_blas():
+    """Numba's registries load without SciPy's linalg (the kernels call NumPy's BLAS);
+    the user's own np.dot still compiles, through Numba's own check and SciPy."""
+    code = textwrap.dedent("""
+        import json, sys, numpy as np, numba, fastbp as fb
+        rng = np.random.default_rng(0)
+        X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+        fb.MLP([3, 5, 2], output_activation="identity", loss="cross_entropy",
+               seed=0).fit(X, y, epochs=2, batch_size=8)
+        from numba.np import arraymath, linalg
+        res = {"after_fit": "scipy.linalg" in sys.modules, "have_blas": arraymath._HAVE_BLAS,
+               "check": linalg.ensure_blas.__module__}
+        dot = numba.njit(lambda a, b: np.dot(a, b))
+        res["dot_ok"] = bool(np.array_equal(dot(X, X.T), X @ X.T))
+        res["after_dot"] = "scipy.linalg" in sys.modules
+        print(json.dumps(res))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.splitlines()[-1])
+    assert res == {"after_fit": False, "have_blas": True, "check": "numba.np.linalg",
+                   "dot_ok": True, "after_dot": True}, res

@@ -19,3 +19,6 @@ from .network import add_l2, loss_and_grad_weighted, select_batch
 from .network import (backward, count_correct, evaluate, forward, layer_output, loss_and_grad,
                       predict, train_epochs)
 from .online import select_eval, select_online, train_epochs_online
+from .._blas import defer_numba_blas_check
+
+defer_numba_blas_check()    # before Numba first loads its registries: see there
