@@ -133,11 +133,12 @@ def _emit_outputs(emit, ind, k):
     emit(ind, f"pr = _view2d(probs, 0, b, {k})")
 
 
-def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
+def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold, bias_summed=False):
     """:func:`fastbp.kernels.dense.dense_backward` of row r, after its activation's
     gradient: ``d`` is d loss / d output. fold (a plain-SGD module): also
     ``dense_backward_sgd``, the weights stepped in place, where the ``fold``
-    argument asks at run time."""
+    argument asks at run time. bias_summed: the activation's gradient pass has
+    summed the bias gradient already (:func:`_emit_act_grad`)."""
     n_in, n_out = int(plan[r, P.N_IN]), int(plan[r, P.N_OUT])
     pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
     x = _rows(r - 1)
@@ -177,11 +178,12 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold):
         (3, "dW[j, c] += xv * d[i, c]")],
         f"_xgemm(T_, N_, 1.0, {x}, d, 0.0, dW)")
     if pb >= 0:                 # the bias gradient: column sums, rows in order
-        emit(ind, f"for c in range({n_out}):")
-        emit(ind + 1, f"grads[{pb} + c] = T(0)")
-        emit(ind, "for i in range(b):")
-        emit(ind + 1, f"for c in range({n_out}):")
-        emit(ind + 2, f"grads[{pb} + c] += d[i, c]")
+        if not bias_summed:
+            emit(ind, f"for c in range({n_out}):")
+            emit(ind + 1, f"grads[{pb} + c] = T(0)")
+            emit(ind, "for i in range(b):")
+            emit(ind + 1, f"for c in range({n_out}):")
+            emit(ind + 2, f"grads[{pb} + c] += d[i, c]")
         _emit_fold_step(emit, ind, fold, pb, n_out)
 
 
@@ -193,6 +195,26 @@ def _emit_fold_step(emit, ind, fold, off, n):
     emit(ind, "if fold:")
     emit(ind + 1, f"for c in range({n}):")
     emit(ind + 2, f"params[{off} + c] -= lrf * grads[{off} + c]")
+
+
+def _emit_act_grad(emit, ind, grad, buf, n_out, pb):
+    """An activation's gradient ``grad`` of every element of ``d``, into ``buf``, which
+    becomes ``d``. With pb >= 0 (a Dense row's bias at that offset) the same pass
+    sums the bias gradient, rows in order as the separate sum would: one pass over
+    the gradient instead of two."""
+    if pb >= 0:
+        emit(ind, f"for c in range({n_out}):")
+        emit(ind + 1, f"grads[{pb} + c] = T(0)")
+    emit(ind, f"dn = _view2d({buf}, 0, b, {n_out})")
+    emit(ind, "for i in range(b):")
+    emit(ind + 1, f"for c in range({n_out}):")
+    if pb >= 0:
+        emit(ind + 2, f"v = {grad}")
+        emit(ind + 2, "dn[i, c] = v")
+        emit(ind + 2, f"grads[{pb} + c] += v")
+    else:
+        emit(ind + 2, f"dn[i, c] = {grad}")
+    emit(ind, "d = dn")
 
 
 def _emit_backward(emit, plan, fold):
@@ -213,15 +235,13 @@ def _emit_backward(emit, plan, fold):
         emit(ind, f"d = _view2d({cur}, 0, b, {n_out})")
         if kind in (P.DENSE, P.ACT):
             grad = S._act_grad(act, "d[i, c]", f"{y}[i, c]")
+            pb = int(plan[r, P.P_B]) if kind == P.DENSE else -1
             if kind == P.ACT or grad is not None:    # out of place, into the free buffer
-                emit(ind, f"dn = _view2d({nxt}, 0, b, {n_out})")
-                emit(ind, "for i in range(b):")
-                emit(ind + 1, f"for c in range({n_out}):")
-                emit(ind + 2, f"dn[i, c] = {grad or 'd[i, c]'}")
-                emit(ind, "d = dn")
+                _emit_act_grad(emit, ind, grad or "d[i, c]", nxt, n_out, pb)
                 cur, nxt = nxt, cur
             if kind == P.DENSE:
-                _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold)
+                _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold,
+                                     bias_summed=grad is not None)
                 cur, nxt = nxt, cur
         elif kind == P.BATCHNORM:
             pa, pb, n_in = int(plan[r, P.P_A]), int(plan[r, P.P_B]), int(plan[r, P.N_IN])
