@@ -67,10 +67,10 @@ def build_parser():
                         "the XOR runs converge within 100,000 epochs)")
     p.add_argument("--numpy-steps", type=nonneg_int, metavar="N",
                    help="per-sample steps the NumPy reference may take in each seed-001 "
-                        "backend comparison; it costs ~150 us per step (default: 180000, "
-                        "which with the default seed covers the whole linear run and cuts the "
-                        "XOR run short; 500 with --quick; 0: no cap, both full runs, several "
-                        "minutes)")
+                        "backend comparison; it costs 300-400 us per step (default: 20000, "
+                        "both runs cut short, about 15 s; 180000 covers the whole linear run "
+                        "with the default seed, where both backends must stop at the same "
+                        "epoch; 500 with --quick; 0: no cap, both full runs, several minutes)")
     p.set_defaults(func=cmd_demo)
 
     _cli_export.add_parser(sub)
