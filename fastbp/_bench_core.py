@@ -107,8 +107,9 @@ def one_thread():
 
 
 def load_pools():
-    """Load the BLAS libraries (NumPy's, and SciPy's that Numba loads) and PyTorch
-    before any thread limit is set, so threadpoolctl sees all of them."""
+    """Load the BLAS libraries (NumPy's, and SciPy's that scikit-learn and Numba's
+    ``np.dot`` use) and PyTorch before any thread limit is set, so threadpoolctl sees
+    all of them."""
     import scipy.linalg  # noqa: F401  (SciPy's OpenBLAS)
 
     import fastbp.kernels  # noqa: F401
