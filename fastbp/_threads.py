@@ -14,11 +14,14 @@ is restored after, so the user's own NumPy work keeps its threads.
 BLAS pools are process-wide, so calls running at the same time in several
 threads (separate models may train in parallel) share one limit: the first
 call to enter saves the pools' sizes and sets the limit, later ones only
-count themselves in (and may lower it), and the last to leave restores the
-saved sizes, whatever order they finish in.
+count themselves in (and may lower it), and the last to leave puts back the
+saved size of each pool the limit changed, whatever order they finish in. A
+pool already at or below the limit is neither changed nor touched on leaving,
+so a call inside the user's own smaller limit costs one query per pool.
 
 ``FASTBP_BLAS_THREADS=N`` fixes the count for every call (0: never limit).
 """
+import os
 import threading
 
 from . import _config
@@ -28,7 +31,8 @@ SMALL_STEP = 1 << 25        # multiply-adds per batch step below which BLAS gets
 _pools = None              # [(get, set) thread-count functions of a BLAS], see _blas
 _lock = threading.Lock()
 _users = 0                  # calls inside limit() now
-_held = None                # ([((get, set), the pool's size before)], n in force)
+_held = None                # ([((get, set), the pool's size before)], n in force,
+                            #  indices of the pools the limit set)
 
 
 def step_macs(plan, batch):
@@ -48,7 +52,8 @@ def threads_for(macs, batch):
 
 
 class limit:
-    """Hold every loaded BLAS to ``n`` threads inside the ``with`` block (None: no change)."""
+    """Hold the BLAS fastbp calls (:func:`_blas`) to ``n`` threads inside the ``with``
+    block (None: no change)."""
 
     __slots__ = ("n",)
 
@@ -67,7 +72,15 @@ class limit:
 
 
 def _blas():
-    """(get, set) thread-count functions of each BLAS library loaded now (found once).
+    """(get, set) thread-count functions of each BLAS pool fastbp's calls use (found once).
+
+    Where the kernels call NumPy's OpenBLAS (:func:`fastbp._blas.cblas`), that
+    one pool: it serves the kernels and the NumPy reference alike. Another BLAS
+    loaded in the process (SciPy's own OpenBLAS, say) does no work in
+    fastbp's calls, so its pool is left as the user set it, and it makes no
+    difference whether it was loaded before fastbp's first call or after.
+    Where the kernels call SciPy's BLAS instead, every BLAS loaded once SciPy's
+    is (the reference still uses NumPy's).
 
     For OpenBLAS with its own threads these are its process-wide C calls
     ``openblas_get/set_num_threads``: a few hundred nanoseconds instead of
@@ -80,11 +93,22 @@ def _blas():
         from threadpoolctl import ThreadpoolController
 
         from . import _blas
-        if _blas.cblas() is None:
+        found = _blas.cblas()
+        if found is None:
             import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call then)
-        _pools = [_pool_fns(lc) for lc in
-                  ThreadpoolController().select(user_api="blas").lib_controllers]
+        pools = ThreadpoolController().select(user_api="blas").lib_controllers
+        if found is not None:
+            ours = [lc for lc in pools if _same_file(lc.filepath, found["path"])]
+            pools = ours or pools
+        _pools = [_pool_fns(lc) for lc in pools]
     return _pools
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, TypeError):
+        return False
 
 
 def _pool_fns(lc):
@@ -103,19 +127,22 @@ def _enter(n):
     global _users, _held
     with _lock:
         if _held is None:
-            # each pool's size now, to restore; only pools above n are changed
-            saved = [(fns, fns[0]()) for fns in _blas()]
-            for (_, put), size in saved:
-                if size is None or size > n:
-                    put(n)
-            _held = (saved, n)
+            saved = [(fns, fns[0]()) for fns in _blas()]      # each pool's size now
+            _held = (saved, n, _lower(saved, n, [size for _, size in saved]))
         elif n < _held[1]:          # a smaller limit inside a larger one: lower it
-            for (get, put), _ in _held[0]:
-                size = get()
-                if size is None or size > n:
-                    put(n)
-            _held = (_held[0], n)
+            saved, _, changed = _held
+            _held = (saved, n, changed | _lower(saved, n, [get() for (get, _), _ in saved]))
         _users += 1
+
+
+def _lower(saved, n, sizes):
+    """Set each pool whose size (in ``sizes``) is above n to n; the indices of those set."""
+    changed = set()
+    for i, (((_, put), _), size) in enumerate(zip(saved, sizes)):
+        if size is None or size > n:
+            put(n)
+            changed.add(i)
+    return changed
 
 
 def _leave():
@@ -123,7 +150,9 @@ def _leave():
     with _lock:
         _users -= 1
         if _users == 0:
-            for (get, put), size in _held[0]:
-                if size is not None and get() != size:
+            saved, _, changed = _held
+            for i in changed:       # only the pools the limit changed: no calls for the rest
+                (_, put), size = saved[i]
+                if size is not None:
                     put(size)
             _held = None
