@@ -18,7 +18,10 @@ STACKS = {
     "act_rows_mse_sum": (lambda: [fb.Dense(2, 5, bias=False), fb.Identity(), fb.Tanh(),
                                   fb.Dropout(0.2), fb.Sigmoid(), fb.Dense(5, 2)],
                          fb.MSE(reduction="sum", half=True), 2),
+    "act_rows_bce": (lambda: [fb.Dense(2, 5, bias=False), fb.Identity(), fb.Tanh(), fb.Sigmoid(),
+                              fb.Dense(5, 1), fb.Sigmoid()], fb.BinaryCrossEntropy(), 1),
 }
+UNIT_BY_UNIT = ["seed001", "act_rows_bce"]     # small, no Dropout: plain SGD written out
 OPTS = {"sgd": dict(), "momentum_wd": dict(momentum=0.9, weight_decay=1e-3),
         "nesterov": dict(momentum=0.8, nesterov=True), "adam": dict(optimizer="adam")}
 
@@ -69,6 +72,31 @@ def test_float32_specialised_tracks_the_reference(stack):
         out.append(m.params.copy())
     assert out[0].dtype == np.float32
     np.testing.assert_allclose(out[0], out[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stack", UNIT_BY_UNIT)
+def test_float32_step_written_unit_by_unit_equals_generic_bit_for_bit(stack, monkeypatch):
+    fast, hf = _train(stack, "sgd", "numba", dtype="float32")
+    with monkeypatch.context() as mp:
+        gen, hg = _train(stack, "sgd", "numba", dtype="float32", generic=True, monkeypatch=mp)
+    assert fast.params.dtype == np.float32
+    np.testing.assert_array_equal(fast.params, gen.params)
+    assert hf.loss == hg.loss and hf.accuracy == hg.accuracy
+
+
+def test_which_steps_are_written_unit_by_unit():
+    def plan(layers):
+        return fb.Sequential(layers)._workspace(1)["plan"]
+    for name in STACKS:
+        p = plan(STACKS[name][0]())
+        assert specialize_online.scalar(p, True) == (name in UNIT_BY_UNIT)
+        assert not specialize_online.scalar(p, False)       # momentum, weight decay, Adam
+    assert specialize_online.SCALAR_MAX_MACS == 32
+    assert specialize_online.scalar(plan([fb.Dense(4, 4), fb.Tanh(), fb.Dense(4, 4)]), True)
+    assert not specialize_online.scalar(plan([fb.Dense(4, 4), fb.Tanh(), fb.Dense(4, 5)]), True)
+    source = specialize_online.source(plan(STACKS["seed001"][0]()), P.MSE, P.SGD, "float64")
+    step = source[source.index("i = order[row, s]"):]
+    assert "v1_3 = _sigmoid(v1_3, T(1))" in step and "for j in range" not in step.split("n_drop")[0]
 
 
 def test_specialised_source_is_cached_by_shape(tmp_path, monkeypatch):
