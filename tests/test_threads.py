@@ -161,7 +161,7 @@ def _blas_threads():
 def test_separate_models_train_in_parallel_and_blas_limit_is_restored():
     """Item 10: after concurrent fits of separate models the BLAS pools are as before;
     and each model trains exactly as it does alone."""
-    import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS fastbp limits)
+    import scipy.linalg.cython_blas  # noqa: F401  (a second BLAS: it too must end as it was)
     X, y = _data(2000)
     fits = [dict(epochs=20, batch_size=16, lr=0.01, momentum=0.5 * (i % 2)) for i in range(4)]
     alone = []
