@@ -179,8 +179,7 @@ def _emit_dense_backward(emit, ind, plan, r, cur, nxt, fold, bias_summed=False):
         f"_xgemm(T_, N_, 1.0, {x}, d, 0.0, dW)")
     if pb >= 0:                 # the bias gradient: column sums, rows in order
         if not bias_summed:
-            emit(ind, f"for c in range({n_out}):")
-            emit(ind + 1, f"grads[{pb} + c] = T(0)")
+            _emit_zero_bias(emit, ind, pb, n_out)
             emit(ind, "for i in range(b):")
             emit(ind + 1, f"for c in range({n_out}):")
             emit(ind + 2, f"grads[{pb} + c] += d[i, c]")
@@ -197,14 +196,19 @@ def _emit_fold_step(emit, ind, fold, off, n):
     emit(ind + 2, f"params[{off} + c] -= lrf * grads[{off} + c]")
 
 
+def _emit_zero_bias(emit, ind, pb, n_out):
+    """Zero the bias gradient at ``pb`` before its column sums are added in."""
+    emit(ind, f"for c in range({n_out}):")
+    emit(ind + 1, f"grads[{pb} + c] = T(0)")
+
+
 def _emit_act_grad(emit, ind, grad, buf, n_out, pb):
     """An activation's gradient ``grad`` of every element of ``d``, into ``buf``, which
     becomes ``d``. With pb >= 0 (a Dense row's bias at that offset) the same pass
     sums the bias gradient, rows in order as the separate sum would: one pass over
     the gradient instead of two."""
     if pb >= 0:
-        emit(ind, f"for c in range({n_out}):")
-        emit(ind + 1, f"grads[{pb} + c] = T(0)")
+        _emit_zero_bias(emit, ind, pb, n_out)
     emit(ind, f"dn = _view2d({buf}, 0, b, {n_out})")
     emit(ind, "for i in range(b):")
     emit(ind + 1, f"for c in range({n_out}):")

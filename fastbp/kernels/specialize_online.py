@@ -56,17 +56,17 @@ def emit_forward_scalar(emit, ind, plan, o_last):
         emit(ind, f"{name} = X[i, {j}]")
     for r in range(plan.shape[0]):
         n_in, n_out, act = int(plan[r, P.N_IN]), int(plan[r, P.N_OUT]), int(plan[r, P.ACTV])
+        pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
         inp, out = names[-1], [f"v{r}_{c}" for c in range(n_out)]
         for c in range(n_out):
-            if plan[r, P.KIND] == P.DENSE:
-                pa, pb = int(plan[r, P.P_A]), int(plan[r, P.P_B])
-                emit(ind, f"{out[c]} = " + _sum("T(0)", [f"{inp[j]} * params[{pa + j * n_out + c}]"
-                                                         for j in range(n_in)]))
-                if pb >= 0:
-                    emit(ind, f"{out[c]} = {out[c]} + params[{pb + c}]")
-                S._emit_act(emit, ind, act, out[c], out[c])
-            else:
+            if plan[r, P.KIND] == P.ACT:
                 S._emit_act(emit, ind, act, inp[c], out[c])
+                continue
+            emit(ind, f"{out[c]} = " + _sum("T(0)", [f"{inp[j]} * params[{pa + j * n_out + c}]"
+                                                     for j in range(n_in)]))
+            if pb >= 0:
+                emit(ind, f"{out[c]} = {out[c]} + params[{pb + c}]")
+            S._emit_act(emit, ind, act, out[c], out[c])
         names.append(out)
     for c, name in enumerate(names[-1]):
         emit(ind, f"ws[{o_last} + {c}] = {name}")
