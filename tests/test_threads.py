@@ -223,14 +223,12 @@ def test_waiting_call_runs_after_the_fit(tmp_path, call):
     assert events == ["fit-start", "fit-end", call]
 
 
-def _held_to_one(pools):
-    """Whether the BLAS fastbp calls is at one thread in ``pools`` (see _blas_threads)."""
+def _fastbp_pool(path):
+    """Whether the BLAS pool at ``path`` is one fastbp's limit holds: NumPy's, where the
+    kernels call it, else (they call SciPy's) every pool."""
     from fastbp import _blas
     found = _blas.cblas()
-    if found is None:                   # the kernels call SciPy's BLAS: every pool is held
-        return all(n == 1 for _, n in pools)
-    mine = [n for path, n in pools if os.path.samefile(path, found["path"])]
-    return mine == [1]
+    return found is None or os.path.samefile(path, found["path"])
 
 
 def test_a_blas_limit_left_by_another_thread_is_restored():
@@ -265,9 +263,8 @@ def test_a_blas_limit_left_by_another_thread_is_restored():
         t.start()
     for t in threads:
         t.join()
-    assert _held_to_one(seen[0]), seen
-    if _blas.cblas() is not None:       # SciPy's own pool does no work in fastbp's calls
-        others = [(p, n) for p, n in seen[0] if not os.path.samefile(p, _blas.cblas()["path"])]
-        assert others == [(p, n) for p, n in before
-                          if not os.path.samefile(p, _blas.cblas()["path"])], seen
+    held = [n for path, n in seen[0] if _fastbp_pool(path)]
+    assert held == [1] * (len(seen[0]) if _blas.cblas() is None else 1), seen
+    others = [(path, n) for path, n in before if not _fastbp_pool(path)]
+    assert [(path, n) for path, n in seen[0] if not _fastbp_pool(path)] == others, seen
     assert _blas_threads() == before
