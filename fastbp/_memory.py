@@ -30,6 +30,7 @@ import numpy as np
 from ._config import MEMORY_BUDGET_ENV as ENV
 from ._config import memory_budget_env
 from ._config import parse_size as _parse_size
+from ._engine import workspace_bytes
 
 DEFAULT_FRACTION = 0.8
 _ALWAYS_FITS = 4 << 20      # new bytes the default budget takes without looking
@@ -117,8 +118,6 @@ def fit_footprint(model, X, batch_size, epochs=1, validation_data=None,
     parameters with gradients, optimizer buffers and their per-call snapshot,
     and a converted copy of validation X.
     """
-    from . import _engine
-
     dt = model.dtype
     item = dt.itemsize
     n, d = X.shape
@@ -130,7 +129,7 @@ def fit_footprint(model, X, batch_size, epochs=1, validation_data=None,
         b = max(1, min(int(batch_size), n))
     except (TypeError, ValueError, OverflowError):
         b = min(32, n)
-    work = _engine.workspace_bytes(model._net, b, dt)   # the buffers fit allocates
+    work = workspace_bytes(model._net, b, dt)   # the buffers fit allocates
     try:
         e = max(1, int(epochs))
     except (TypeError, ValueError, OverflowError):

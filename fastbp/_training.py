@@ -234,14 +234,15 @@ class Rollback:
 
     def _take(self):
         m = self.model
+        rng = m._shuffle_rng.bit_generator.state if self.s.shuffle else None  # else not drawn
         return (m.params.copy(), m.state.copy(), m._opt_a.copy(), m._opt_b.copy(),
-                m._counters.copy(), m._shuffle_rng.bit_generator.state, m.epochs_trained,
-                self.hist.epochs_run)
+                m._counters.copy(), rng, m.epochs_trained, self.hist.epochs_run)
 
     def _restore(self, snap):
         m = self.model
         m.params[...], m.state[...], m._opt_a[...], m._opt_b[...], m._counters[...] = snap[:5]
-        m._shuffle_rng.bit_generator.state = snap[5]
+        if snap[5] is not None:
+            m._shuffle_rng.bit_generator.state = snap[5]
         m.epochs_trained = snap[6]
         self.hist.forget(self.hist.epochs_run - snap[7])
 
@@ -250,7 +251,8 @@ class Rollback:
         self.chunk = self.start if self.chunk is None else self._take()
 
     def _finite(self):
-        return bool(np.isfinite(self.model.params).all() and np.isfinite(self.model.state).all())
+        m = self.model
+        return bool(np.isfinite(m.params).all() and (m.state.size == 0 or np.isfinite(m.state).all()))
 
     def _usable(self):
         m, X = self.model, self.s.X

@@ -18,7 +18,8 @@ from .plan import BCE, SOFTMAX_CE
 # --------------------------------------------------------------------------- scalars
 def check_int(value, name, minimum=1):
     """``value`` as an int >= ``minimum`` (bool and non-integers refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool)
+                                   or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -27,7 +28,8 @@ def check_int(value, name, minimum=1):
 
 def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
     """``value`` as a finite float inside the given (open or closed) bounds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, bool)
+                                     or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     bad = not math.isfinite(value)

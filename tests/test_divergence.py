@@ -39,3 +39,22 @@ def test_kept_weights_are_named_in_the_message(backend):
         m.fit(X, y, epochs=50, lr=1e30, batch_size=8)
     assert m.epochs_trained == 3
     np.testing.assert_array_equal(m.predict(X), before)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_call_rolled_back_to_its_start_leaves_the_shuffle_order_as_it_was(backend, shuffle):
+    """The rollback restores the shuffle generator too: the next fit trains exactly as on
+    a twin that never made the diverging call (the generator is drawn only when shuffling)."""
+    X, y = _data()
+    Xs = X / 100
+    models = [fb.MLP([4, 8, 1], activation="relu", output_activation="identity",
+                     dtype="float32", backend=backend, seed=3) for _ in range(2)]
+    for m in models:
+        m.fit(Xs, y, epochs=2, lr=0.01, batch_size=8, shuffle=shuffle)
+    with np.errstate(all="ignore"), pytest.raises(fb.TrainingDivergedError,
+                                                  match="before epoch 3"):
+        models[0].fit(X, y, epochs=50, lr=1e30, batch_size=8, shuffle=shuffle)
+    for m in models:
+        m.fit(Xs, y, epochs=2, lr=0.01, batch_size=8, shuffle=True)
+    np.testing.assert_array_equal(models[0].params, models[1].params)
+    assert models[0].epochs_trained == models[1].epochs_trained == 4
