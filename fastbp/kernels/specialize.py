@@ -46,26 +46,28 @@ class _Src:
         self.lines.append("    " * indent + text)
 
 
-def _emit_act(emit, ind, act, src, dst):
-    """dst = act(src): the batch kernels' scalar helpers (fastbp.kernels.activations)."""
+def _emit_act(emit, ind, act, src, dst, called=""):
+    """dst = act(src): the batch kernels' scalar helpers (fastbp.kernels.activations);
+    ``called="_called"`` names their called forms, for straight-line code."""
     if act == SIGMOID:
-        emit(ind, f"{dst} = _sigmoid({src}, T(1))")
+        emit(ind, f"{dst} = _sigmoid{called}({src}, T(1))")
     elif act == RELU:
-        emit(ind, f"{dst} = _relu({src}, T(0))")
+        emit(ind, f"{dst} = _relu{called}({src}, T(0))")
     elif act == TANH:
         emit(ind, f"{dst} = np.tanh({src})")
     else:
         emit(ind, f"{dst} = {src}")
 
 
-def _act_grad(act, g, y):
-    """The expression of d loss / d x from ``g`` and the output ``y`` (None: identity)."""
+def _act_grad(act, g, y, called=""):
+    """The expression of d loss / d x from ``g`` and the output ``y`` (None: identity);
+    ``called`` as in :func:`_emit_act`."""
     if act == SIGMOID:
-        return f"_sigmoid_grad({g}, {y}, T(1))"
+        return f"_sigmoid_grad{called}({g}, {y}, T(1))"
     if act == RELU:
-        return f"_relu_grad({g}, {y}, T(0))"
+        return f"_relu_grad{called}({g}, {y}, T(0))"
     if act == TANH:
-        return f"_tanh_grad({g}, {y}, T(1))"
+        return f"_tanh_grad{called}({g}, {y}, T(1))"
     return None
 
 

@@ -24,6 +24,7 @@ _PREDICT, _EVALUATE, _GRADS = S._PREDICT, S._EVALUATE, S._GRADS
 
 
 SCALAR_MAX_MACS = 32    # a plain-SGD step written out unit by unit up to this many multiply-adds
+_CALLED = "_called"     # the written-out step calls the activations' called forms
 
 
 def scalar(plan, fold):
@@ -34,8 +35,9 @@ def scalar(plan, fold):
     and reloads every value, and as the compiler cannot tell those buffers from
     ``params``, each store orders the loads after it: 5-12% of a [2,4,4,1] step.
     Written out, the step's source grows with the weights and Numba's compile
-    time faster still (a 54-weight step compiles 2 s longer, a 336-weight one
-    37 s), so only the smallest networks, where the step is cheapest and the
+    time faster still (a 54-weight step compiles about 1 s longer, a 336-weight
+    one 20-30 s, even with the activations called rather than inlined by
+    Numba), so only the smallest networks, where the step is cheapest and the
     buffers' share of it largest, are written out."""
     return (fold and all(k in (P.DENSE, P.ACT) for k in plan[:, P.KIND])
             and P.dense_macs(plan) <= SCALAR_MAX_MACS)
@@ -60,13 +62,13 @@ def emit_forward_scalar(emit, ind, plan, o_last):
         inp, out = names[-1], [f"v{r}_{c}" for c in range(n_out)]
         for c in range(n_out):
             if plan[r, P.KIND] == P.ACT:
-                S._emit_act(emit, ind, act, inp[c], out[c])
+                S._emit_act(emit, ind, act, inp[c], out[c], _CALLED)
                 continue
             emit(ind, f"{out[c]} = " + _sum("T(0)", [f"{inp[j]} * params[{pa + j * n_out + c}]"
                                                      for j in range(n_in)]))
             if pb >= 0:
                 emit(ind, f"{out[c]} = {out[c]} + params[{pb + c}]")
-            S._emit_act(emit, ind, act, out[c], out[c])
+            S._emit_act(emit, ind, act, out[c], out[c], _CALLED)
         names.append(out)
     for c, name in enumerate(names[-1]):
         emit(ind, f"ws[{o_last} + {c}] = {name}")
@@ -85,7 +87,7 @@ def emit_backward_scalar(emit, ind, plan, names):
     for r in range(R - 1, -1, -1):
         n_in, n_out, act = int(plan[r, P.N_IN]), int(plan[r, P.N_OUT]), int(plan[r, P.ACTV])
         inp, out = names[r], names[r + 1]
-        grads = [S._act_grad(act, cur[c], out[c]) for c in range(n_out)]
+        grads = [S._act_grad(act, cur[c], out[c], _CALLED) for c in range(n_out)]
         if grads[0] is not None:        # (None: the identity)
             cur = [f"h{r}_{c}" for c in range(n_out)]
             for name, grad in zip(cur, grads):
@@ -215,6 +217,11 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True):
     emit, k, o_last = S._start(plan, loss_code, dtype_name)
     rows = S.small(plan)
     fold = fold and opt_code == P.SGD
+    unit_by_unit = scalar(plan, fold)
+    if unit_by_unit:
+        emit(0, "from fastbp.kernels.activations import (_relu_called, _relu_grad_called, "
+                "_sigmoid_called, _sigmoid_grad_called, _tanh_grad_called)")
+        emit(0, "")
     emit_fwd(emit, plan)
     emit(0, "")
     emit(0, "@njit")
@@ -242,7 +249,6 @@ def source(plan, loss_code, opt_code, dtype_name, fold=True):
     emit(3, "i = order[row, s]")
     # the training step's forward pass written in (a call here costs ~10% per sample);
     # the eval passes and the accuracy check call ``fwd``
-    unit_by_unit = scalar(plan, fold)
     if unit_by_unit:
         names = emit_forward_scalar(emit, 3, plan, o_last)
     else:
