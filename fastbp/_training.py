@@ -22,10 +22,13 @@ from .optim import get_optimizer, get_schedule
 
 _MAX_ORDER_ELEMENTS = 1 << 22      # shuffled orders precomputed per kernel call
 _TARGET_CALL_SECONDS = 0.1         # how long one kernel call may run (Ctrl-C latency)
-_THREAD_SECONDS = 0.03             # a call expected to run longer goes to a worker thread,
-                                   # so Ctrl-C is seen mid-call; a shorter one runs inline
-                                   # (starting a thread costs 0.1-1 ms on a busy machine)
-_THREAD_WORK = 1 << 26             # samples x params x epochs standing in for 30 ms
+_THREAD_SECONDS = 0.1              # a call expected to run longer (one epoch longer than
+                                   # _TARGET_CALL_SECONDS) goes to a worker thread, so Ctrl-C
+                                   # is seen mid-call; a shorter one runs inline: a thread
+                                   # costs 0.1-1 ms to start, and a B32 fit(epochs=1) right
+                                   # after a threaded fit took 0.3-0.5 ms longer than after
+                                   # an inline one
+_THREAD_WORK = 1 << 28             # samples x params x epochs standing in for 0.1 s
                                    # before a call of this shape has been timed
 
 
@@ -326,7 +329,9 @@ def interruptible(fn, flag, threaded, *args):
     every step. A second Ctrl-C (KeyboardInterrupt) is raised only once the
     worker has finished its current step, so no update is ever half-applied
     (the NumPy reference, whose steps are Python code, always runs this way).
-    Calls expected to take less than ``_THREAD_SECONDS`` skip the thread.
+    Calls expected to take at most ``_THREAD_SECONDS`` (every call but a single
+    epoch longer than that) skip the thread: Ctrl-C is then seen when the call
+    returns, within about 0.1 s.
     """
     if not threaded or threading.current_thread() is not threading.main_thread():
         return fn(*args)
