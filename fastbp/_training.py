@@ -255,7 +255,8 @@ class Rollback:
 
     def _finite(self):
         m = self.model
-        return bool(np.isfinite(m.params).all() and (m.state.size == 0 or np.isfinite(m.state).all()))
+        return bool(np.isfinite(m.params).all()
+                    and (m.state.size == 0 or np.isfinite(m.state).all()))
 
     def _usable(self):
         m, X = self.model, self.s.X
