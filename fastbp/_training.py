@@ -22,8 +22,8 @@ from .optim import get_optimizer, get_schedule
 
 _MAX_ORDER_ELEMENTS = 1 << 22      # shuffled orders precomputed per kernel call
 _TARGET_CALL_SECONDS = 0.1         # how long one kernel call may run (Ctrl-C latency)
-_THREAD_SECONDS = 0.1              # a call expected to run longer (one epoch longer than
-                                   # _TARGET_CALL_SECONDS) goes to a worker thread, so Ctrl-C
+_THREAD_SECONDS = _TARGET_CALL_SECONDS  # a call expected to run longer (one epoch longer
+                                   # than a call's target) goes to a worker thread, so Ctrl-C
                                    # is seen mid-call; a shorter one runs inline: a thread
                                    # costs 0.1-1 ms to start, and a B32 fit(epochs=1) right
                                    # after a threaded fit took 0.3-0.5 ms longer than after
