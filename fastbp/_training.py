@@ -227,19 +227,30 @@ class Rollback:
     finite): the weights after the last step whose loss was finite, else the
     state at the start of that kernel call, else the state fit started from.
     The History and ``epochs_trained`` roll back with it, and
-    :class:`TrainingDivergedError` says which state was kept.
+    :class:`TrainingDivergedError` says which state was kept. The snapshots go
+    into buffers the model keeps between fits (:meth:`_take`).
     """
 
     def __init__(self, model, s, hist):
         self.model, self.s, self.hist = model, s, hist
-        self.start = self._take()
+        self.start = self._take(0)
         self.chunk = None
 
-    def _take(self):
+    def _take(self, slot):
+        """The training state, copied into the model's snapshot buffers ``slot`` (0: where
+        fit started, 1: where the kernel call started), allocated on first use and kept:
+        memory the process has not touched before costs a page fault per page (see
+        README, Divergence)."""
         m = self.model
+        arrays = (m.params, m.state, m._opt_a, m._opt_b, m._counters)
+        kept = m.__dict__.setdefault("_snapshots", [None, None])
+        bufs = kept[slot]
+        if bufs is None or bufs[2].size != m._opt_a.size or bufs[3].size != m._opt_b.size:
+            bufs = kept[slot] = tuple(np.empty_like(a) for a in arrays)  # or a new optimizer
+        for buf, a in zip(bufs, arrays):
+            np.copyto(buf, a)
         rng = m._shuffle_rng.bit_generator.state if self.s.shuffle else None  # else not drawn
-        return (m.params.copy(), m.state.copy(), m._opt_a.copy(), m._opt_b.copy(),
-                m._counters.copy(), rng, m.epochs_trained, self.hist.epochs_run)
+        return bufs + (rng, m.epochs_trained, self.hist.epochs_run)
 
     def _restore(self, snap):
         m = self.model
@@ -251,7 +262,7 @@ class Rollback:
 
     def begin_chunk(self):
         # the first chunk starts where fit started: the same snapshot serves both
-        self.chunk = self.start if self.chunk is None else self._take()
+        self.chunk = self.start if self.chunk is None else self._take(1)
 
     def _finite(self):
         m = self.model
