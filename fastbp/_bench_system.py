@@ -261,8 +261,9 @@ def workload_M(S, rep):
         rep.figure("M", f"M {tag} fit: bytes allocated per step (tracemalloc, {steps} steps)",
                    r["call_peak_bytes"] / steps, "B",
                    f"traced peak of one fit call of {steps} steps "
-                   f"({fmt_num(r['call_peak_bytes'], 'B')}, allocated per call: checks, "
-                   f"snapshot), divided by {steps}; {fmt_num(r['retained_bytes'], 'B')} kept")
+                   f"({fmt_num(r['call_peak_bytes'], 'B')}, allocated per call by the checks; "
+                   f"the snapshots go into kept buffers), divided by {steps}; "
+                   f"{fmt_num(r['retained_bytes'], 'B')} kept")
         rep.target("M", f"M {tag} fit: Numba allocations inside the step loop, per step",
                    r["nrt_allocs_per_step"], "<=", 0.0, "")
         if r["nrt_allocs_per_call"] is not None:
