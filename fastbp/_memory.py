@@ -115,8 +115,8 @@ def fit_footprint(model, X, batch_size, epochs=1, validation_data=None,
 
     Estimated from shapes only: X (n, d) as the model's dtype (plus nothing if
     it is used in place), targets, the batch workspace, shuffled orders,
-    parameters with gradients, optimizer buffers and their per-call snapshot,
-    and a converted copy of validation X.
+    parameters with gradients, optimizer buffers, the two snapshots of them
+    that Rollback keeps, and a converted copy of validation X.
     """
     dt = model.dtype
     item = dt.itemsize
